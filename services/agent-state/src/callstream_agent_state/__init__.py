@@ -1,0 +1,1 @@
+"""callstream agent-state service."""

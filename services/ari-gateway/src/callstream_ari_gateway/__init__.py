@@ -1,0 +1,1 @@
+"""callstream ari-gateway service."""

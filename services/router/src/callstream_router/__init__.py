@@ -1,0 +1,1 @@
+"""callstream router service."""

@@ -1,0 +1,1 @@
+"""callstream stats service."""
