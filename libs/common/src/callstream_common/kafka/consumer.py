@@ -1,0 +1,167 @@
+"""The consume loop for aiokafka consumers: decode, validate, handle, then commit.
+
+Used where a service drives aiokafka itself (the gateway's command reader, tools, tests); the stream
+processors get the same steps from faust (see faust_app.py). The rules:
+- offsets are committed only after the handler's effects are done (at-least-once), per partition, per batch;
+- a record that does not decode, or that the handler rejects, goes to `<topic>.dlq` with the reason, and the
+  loop carries on with the next one;
+- a transient failure (Kafka, PostgreSQL or Redis unreachable) is retried with backoff, without committing,
+  for as long as it lasts: an outage must delay work, never dead-letter it;
+- any other handler error is retried a few times, then dead-lettered with the error as the reason;
+- in-flight work is bounded by the batch size: the next batch is fetched after this one is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+
+import asyncpg
+import redis.exceptions
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+
+from callstream_common import metrics
+from callstream_common.codec import Codec, DecodeError, Message
+from callstream_common.kafka.dlq import dead_letter
+from callstream_common.kafka.producer import Producer
+from callstream_common.topics import TopicName
+
+log = logging.getLogger(__name__)
+
+Record = ConsumerRecord[bytes, bytes]
+Handler = Callable[[Message, Record], Awaitable[None]]
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    KafkaError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+
+
+class Reject(Exception):
+    """Raised by a handler for a message that can never be processed; the reason goes to the DLQ."""
+
+
+class Stopping(Exception):
+    """The loop was asked to stop while a record was being retried: that record is left uncommitted."""
+
+
+def consumer_options(bootstrap: str, group_id: str, client_id: str, batch_size: int) -> dict[str, object]:
+    return {
+        "bootstrap_servers": bootstrap,
+        "group_id": group_id,
+        "client_id": client_id,
+        "enable_auto_commit": False,  # we commit after the effects, never on a timer
+        "auto_offset_reset": "earliest",
+        "isolation_level": "read_committed",
+        "max_poll_records": batch_size,
+    }
+
+
+class ConsumeLoop:
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: Producer,
+        *,
+        topics: Mapping[str, TopicName],
+        handler: Handler,
+        service: str,
+        codec: Codec | None = None,
+        batch_size: int = 500,
+        handler_attempts: int = 3,
+        max_backoff_s: float = 5.0,
+    ) -> None:
+        self._consumer = consumer
+        self._producer = producer
+        self._topics = topics  # physical name -> logical topic of the contract
+        self._handler = handler
+        self._service = service
+        self._codec = codec or Codec()
+        self._batch_size = batch_size
+        self._handler_attempts = handler_attempts
+        self._max_backoff_s = max_backoff_s
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        while not self._stop.is_set():
+            batches = await self._consumer.getmany(timeout_ms=200, max_records=self._batch_size)
+            for tp, records in batches.items():
+                done = await self._process_partition(tp, records)
+                if done is not None:
+                    await self._consumer.commit({tp: done + 1})
+                await self._report_lag(tp)
+
+    async def _process_partition(self, tp: TopicPartition, records: list[Record]) -> int | None:
+        """Handle records in order; return the offset of the last one fully handled."""
+        last: int | None = None
+        metrics.IN_FLIGHT.labels(self._service).set(len(records))
+        for record in records:
+            try:
+                await self._process(record)
+            except Stopping:
+                # Rewind so that a restart (or a later fetch) sees the record again.
+                self._consumer.seek(tp, record.offset)
+                break
+            last = record.offset
+        metrics.IN_FLIGHT.labels(self._service).set(0)
+        return last
+
+    async def _process(self, record: Record) -> None:
+        topic = self._topics[record.topic]
+        try:
+            message = self._codec.decode(topic, record.headers, record.value)
+        except DecodeError as exc:
+            await self._dead_letter(record, f"undecodable: {exc}")
+            return
+        metrics.MESSAGES_CONSUMED.labels(self._service, record.topic, message.type).inc()
+        attempt = 0
+        while True:
+            attempt += 1
+            started = time.perf_counter()
+            try:
+                await self._handler(message, record)
+                metrics.HANDLER_LATENCY.labels(self._service, record.topic).observe(time.perf_counter() - started)
+                return
+            except Reject as exc:
+                await self._dead_letter(record, f"rejected: {exc}")
+                return
+            except TRANSIENT_ERRORS as exc:
+                log.warning("transient failure on %s@%d (attempt %d): %r", record.topic, record.offset, attempt, exc)
+            except Exception as exc:  # noqa: BLE001 - any handler bug must not stop the partition forever
+                if attempt >= self._handler_attempts:
+                    await self._dead_letter(record, f"handler failed {attempt} times: {exc!r}")
+                    return
+                log.exception("handler error on %s@%d (attempt %d)", record.topic, record.offset, attempt)
+            await self._backoff(attempt)
+
+    async def _backoff(self, attempt: int) -> None:
+        delay = min(self._max_backoff_s, 0.05 * 2 ** min(attempt, 10))
+        try:
+            await asyncio.wait_for(self._stop.wait(), timeout=delay)
+        except asyncio.TimeoutError:
+            return
+        raise Stopping
+
+    async def _dead_letter(self, record: Record, reason: str) -> None:
+        await dead_letter(
+            self._producer.send_record, service=self._service, topic=record.topic, partition=record.partition,
+            offset=record.offset, key=record.key, value=record.value, headers=list(record.headers),
+            reason=reason,
+        )
+
+    async def _report_lag(self, tp: TopicPartition) -> None:
+        end = self._consumer.highwater(tp)
+        if end is not None:
+            position = await self._consumer.position(tp)
+            metrics.CONSUMER_LAG.labels(self._service, tp.topic, str(tp.partition)).set(max(0, end - position))

@@ -1,0 +1,132 @@
+"""The one factory of callstream's stream processors (router, agent-state, stats, dialer).
+
+Processing guarantee: at-least-once, with idempotent effects. Chosen over faust's exactly-once because
+(1) exactly-once covers only Kafka-to-Kafka effects (tables and output topics), while ours are mostly SQL,
+Redis and ARI commands, which must be idempotent anyway (upserts with stored positions, deterministic command
+ids the gateway de-duplicates); and (2) under exactly-once a downstream reader (read_committed) sees outputs
+only when the transaction commits, every `broker_commit_interval` (seconds), which would put seconds into the
+routing path whose target is tens of milliseconds. Offsets are acked only after an event's handler returns
+and committed every `broker_commit_interval`, so a crash replays at most that window, harmlessly.
+
+Codec: faust moves raw bytes (key and value serializer "raw") and `decoded()` turns each event into an
+envelope with the project's Codec (headers + value, validated by the pydantic models, upcast when old).
+What does not decode is dead-lettered to `<topic>.dlq` with the reason, and the stream carries on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import faust
+from faust.sensors.prometheus import setup_prometheus_sensors
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import EventT, StreamT, TopicT
+from prometheus_client import REGISTRY
+
+from callstream_common import metrics
+from callstream_common.codec import Codec, DecodeError, Message
+from callstream_common.kafka.dlq import dead_letter
+from callstream_common.settings import ServiceSettings
+from callstream_common.topics import TopicName, spec, topic_name
+
+log = logging.getLogger(__name__)
+
+
+class _IdempotentProducer(faust_aiokafka.Producer):
+    """faust enables idempotence only inside transactions; we want it always (no duplicates on retry)."""
+
+    def _settings_extra(self) -> dict[str, Any]:
+        return {"acks": "all", "enable_idempotence": True}
+
+
+class _Transport(faust_aiokafka.Transport):
+    Producer = _IdempotentProducer
+
+
+class CallstreamApp(faust.App):
+    """faust.App whose producer is idempotent with acks=all."""
+
+    def _new_producer_transport(self) -> Any:
+        return _Transport(self.conf.broker_producer, self)
+
+
+def create_app(
+    settings: ServiceSettings,
+    *,
+    store: str = "memory://",
+    web_port: int | None = None,
+    **overrides: Any,
+) -> CallstreamApp:
+    """A faust app for `settings.service`; tables use `store` (rocksdb:// where state is large)."""
+    app_id = topic_name(settings.service, settings.topic_prefix)
+    options: dict[str, Any] = {
+        "broker": f"kafka://{settings.kafka_bootstrap}",
+        "processing_guarantee": "at_least_once",
+        "producer_acks": -1,
+        "store": store,
+        "topic_partitions": settings.pbx_partitions,
+        "topic_replication_factor": 1,
+        "topic_allow_declare": True,
+        "consumer_auto_offset_reset": "earliest",
+        "stream_buffer_maxsize": settings.max_in_flight,
+        "broker_commit_interval": 1.0,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+        "autodiscover": False,
+        "web_enabled": web_port is not None,
+        "web_port": web_port or 6066,
+        "web_bind": "127.0.0.1",
+        "web_host": "127.0.0.1",
+    }
+    options.update(overrides)
+    app = CallstreamApp(app_id, **options)
+    if web_port is not None:
+        setup_prometheus_sensors(app, registry=REGISTRY, name_prefix=f"faust_{settings.service}")
+    return app
+
+
+def source_topic(app: faust.App, settings: ServiceSettings, name: TopicName) -> TopicT:
+    """A catalogue topic as a faust topic of raw bytes, with the catalogue's partition count."""
+    entry = spec(name)
+    return app.topic(
+        topic_name(name, settings.topic_prefix),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=entry.partitions(settings.pbx_partitions, settings.tenant_partitions),
+        retention=entry.retention_ms / 1000,
+        internal=False,
+    )
+
+
+async def decoded(
+    app: faust.App, stream: StreamT[Any], *, topic: TopicName, service: str, codec: Codec | None = None
+) -> AsyncIterator[tuple[Message, EventT[Any]]]:
+    """(message, event) for every event of `stream` that decodes; the rest go to the dead-letter topic.
+
+    An event is acked when the consumer asks for the next one, i.e. after its handler's effects.
+    """
+    codec = codec or Codec()
+
+    async def send(target: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> Any:
+        return await app.producer.send_and_wait(target, key, value, None, None, headers)
+
+    async for event in stream.events():
+        record = event.message
+        headers = list(record.headers.items()) if isinstance(record.headers, dict) else list(record.headers or [])
+        try:
+            message = codec.decode(topic, headers, record.value)
+        except DecodeError as exc:
+            await dead_letter(
+                send, service=service, topic=record.topic, partition=record.partition, offset=record.offset,
+                key=record.key, value=record.value, headers=headers, reason=f"undecodable: {exc}",
+            )
+            continue
+        metrics.MESSAGES_CONSUMED.labels(service, record.topic, message.type).inc()
+        started = time.perf_counter()
+        yield message, event
+        metrics.HANDLER_LATENCY.labels(service, record.topic).observe(time.perf_counter() - started)

@@ -1,0 +1,45 @@
+"""Every Prometheus metric callstream exports, declared once, here.
+
+Labels are bounded sets (topic, service, operation, reason class): never a call, agent or message id.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+# Latency buckets in seconds, from 0.5 ms (a Redis round trip) to 10 s (a stuck ARI request).
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+MESSAGES_CONSUMED = Counter(
+    "callstream_messages_consumed_total", "Records read from Kafka, by topic and message type.",
+    ["service", "topic", "type"],
+)
+HANDLER_LATENCY = Histogram(
+    "callstream_handler_seconds", "Time to handle one decoded message, effects included.",
+    ["service", "topic"], buckets=LATENCY_BUCKETS,
+)
+MESSAGES_PRODUCED = Counter(
+    "callstream_messages_produced_total", "Records acknowledged by Kafka, by topic.", ["service", "topic"],
+)
+PRODUCE_LATENCY = Histogram(
+    "callstream_produce_seconds", "From send to Kafka's acknowledgement (acks=all).",
+    ["service", "topic"], buckets=LATENCY_BUCKETS,
+)
+DEAD_LETTERS = Counter(
+    "callstream_dead_letters_total", "Records sent to a dead-letter topic, by source topic and reason class.",
+    ["service", "topic", "reason"],
+)
+CONSUMER_LAG = Gauge(
+    "callstream_consumer_lag", "Records between the last committed offset and the end of the partition.",
+    ["service", "topic", "partition"],
+)
+IN_FLIGHT = Gauge(
+    "callstream_in_flight", "Inputs read but not yet handled and committed (bounded by max_in_flight).",
+    ["service"],
+)
+ARI_RECONNECTS = Counter(
+    "callstream_ari_reconnects_total", "WebSocket reconnections of a gateway to its PBX.", ["service", "pbx_id"],
+)
+MIGRATIONS_APPLIED = Counter(
+    "callstream_sql_migrations_applied_total", "SQL migrations applied by this process.", ["service"],
+)
