@@ -8,7 +8,7 @@ only when the transaction commits, every `broker_commit_interval` (seconds), whi
 routing path whose target is tens of milliseconds. Offsets are acked only after an event's handler returns
 and committed every `broker_commit_interval`, so a crash replays at most that window, harmlessly.
 
-Codec: faust moves raw bytes (key and value serializer "raw") and `decoded()` turns each event into an
+Codec: the catalogue's topics move raw bytes (key and value serializer "raw", see source_topic) and `decoded()` turns each event into an
 envelope with the project's Codec (headers + value, validated by the pydantic models, upcast when old).
 What does not decode is dead-lettered to `<topic>.dlq` with the reason, and the stream carries on.
 """
@@ -73,8 +73,6 @@ def create_app(
         "consumer_auto_offset_reset": "earliest",
         "stream_buffer_maxsize": settings.max_in_flight,
         "broker_commit_interval": 1.0,
-        "key_serializer": "raw",
-        "value_serializer": "raw",
         "autodiscover": False,
         "web_enabled": web_port is not None,
         "web_port": web_port or 6066,

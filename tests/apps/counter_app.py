@@ -1,0 +1,52 @@
+"""A factory-built faust worker for tests: counts the call.queued messages of each PBX in a table.
+
+After each message it publishes the PBX's running count, so a test can see that a restarted worker resumed
+from the table's changelog (the count goes on) rather than from zero. Settings come from CALLSTREAM_*.
+Run: python tests/apps/counter_app.py worker
+"""
+
+from __future__ import annotations
+
+import sys
+
+import orjson
+
+from callstream_common.kafka.faust_app import CallstreamApp, create_app, decoded, source_topic
+from callstream_common.logs import setup_logging
+from callstream_common.settings import ServiceSettings, load_settings
+from callstream_common.topics import TopicName
+
+
+def output_topic(settings: ServiceSettings) -> str:
+    return f"{settings.topic_prefix}.counter-out"
+
+
+def build(settings: ServiceSettings) -> CallstreamApp:
+    app = create_app(settings)
+    calls = source_topic(app, settings, TopicName.CALLS)
+    counts = app.Table("counts", default=int, partitions=settings.pbx_partitions, key_type=bytes,
+                       value_type=int)
+    out = app.topic(output_topic(settings), key_serializer="raw", value_serializer="raw",
+                    partitions=settings.pbx_partitions)
+
+    @app.agent(calls)
+    async def count(stream):  # type: ignore[no-untyped-def]
+        async for message, _event in decoded(app, stream, topic=TopicName.CALLS, service=settings.service):
+            pbx = (message.pbx_id or "-").encode()
+            counts[pbx] += 1
+            await out.send(key=pbx, value=orjson.dumps(
+                {"pbx": pbx.decode(), "count": counts[pbx], "call": message.body.call_id}))
+
+    return app
+
+
+def main() -> None:
+    settings = load_settings(ServiceSettings, [], service="counter")
+    setup_logging(settings.service, settings.instance, settings.log_level)
+    app = build(settings)
+    sys.argv = [sys.argv[0], *sys.argv[1:], "--loglevel", "warn"]
+    app.main()
+
+
+if __name__ == "__main__":
+    main()

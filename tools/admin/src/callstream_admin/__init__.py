@@ -1,0 +1,1 @@
+"""callstream-admin: the operator's command line (topics, database migrations)."""
