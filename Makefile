@@ -24,11 +24,11 @@ $(UV):
 	@python3 -m venv $(CACHE)/uv
 	@$(CACHE)/uv/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
-.venv/.synced: $(UV) uv.lock pyproject.toml libs/common/pyproject.toml $(wildcard services/*/pyproject.toml) tools/admin/pyproject.toml
+.venv/.synced: $(UV) uv.lock pyproject.toml libs/common/pyproject.toml $(wildcard services/*/pyproject.toml) tools/admin/pyproject.toml tools/pbx-sim/pyproject.toml
 	@$(UV) sync --all-packages --frozen --python python3.11
 	@touch $@
 
-uv.lock: pyproject.toml libs/common/pyproject.toml $(wildcard services/*/pyproject.toml) tools/admin/pyproject.toml | $(UV)
+uv.lock: pyproject.toml libs/common/pyproject.toml $(wildcard services/*/pyproject.toml) tools/admin/pyproject.toml tools/pbx-sim/pyproject.toml | $(UV)
 	@$(UV) lock --python python3.11
 
 env: .venv/.synced
