@@ -46,8 +46,9 @@ schemas: env
 	@$(PY) -m callstream_common.contract.generate --out schemas
 
 typecheck: env
-	@$(PY) -m mypy libs/common/src
+	@$(PY) -m mypy libs/common/src tools/admin/src
 
+# The suite leaves the stack running (a second `make test` starts at once); `make stack-down` stops it.
 test: env stack-up
 	@$(PY) -m pytest
 
@@ -55,4 +56,21 @@ test-unit: env
 	@$(PY) -m pytest -m "not stack"
 
 demo: env stack-up
+	@$(PY) -m callstream_admin topics
+	@$(PY) -m callstream_admin migrate
 	@python3 tools/stack/stack.py status
+	@echo "Topics and the common schema are ready. The services arrive with their issues (see docs/README.md)."
+
+# --- PBX simulator (tools/pbx-sim) -------------------------------------------------------------------
+ARI_DOCS ?= $(abspath $(ROOT)/../shared/ari/api-docs)
+.PHONY: sim conformance bench-sim
+
+sim: env
+	@$(PY) -m callstream_pbx_sim --host 127.0.0.1 --port 8088 --user asterisk --password asterisk \
+		--app callstream --agents 20 --inbound-rate 0.2 --api-docs $(ARI_DOCS)
+
+conformance: env
+	@$(PY) -m callstream_pbx_sim.conformance --api-docs $(ARI_DOCS)
+
+bench-sim: env
+	@$(PY) bench/bench_sim.py

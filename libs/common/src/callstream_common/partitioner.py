@@ -19,4 +19,5 @@ def key_bytes(key: str | bytes) -> bytes:
 def partition_for(key: str | bytes, partitions: int) -> int:
     if partitions < 1:
         raise ValueError(f"partitions must be at least 1, got {partitions}")
-    return (murmur2(key_bytes(key)) & 0x7FFFFFFF) % partitions
+    hashed: int = murmur2(key_bytes(key))
+    return (hashed & 0x7FFFFFFF) % partitions

@@ -77,7 +77,7 @@ def load_settings(cls: type[S], argv: Sequence[str] | None = None, **overrides: 
     if unknown_file_keys:
         raise SettingsError(f"{known.config}: unknown setting(s): {', '.join(unknown_file_keys)}")
     try:
-        cli = CliSettingsSource(
+        cli: CliSettingsSource[Any] = CliSettingsSource(
             cls, cli_parse_args=rest, cli_prog_name=cls.__name__, cli_implicit_flags=True, cli_kebab_case=True
         )
         from_cli = cli()

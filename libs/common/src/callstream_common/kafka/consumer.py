@@ -17,10 +17,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeAlias
 
 import asyncpg
 import redis.exceptions
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from callstream_common import metrics
@@ -31,7 +32,7 @@ from callstream_common.topics import TopicName
 
 log = logging.getLogger(__name__)
 
-Record = ConsumerRecord[bytes, bytes]
+Record: TypeAlias = Any  # aiokafka's ConsumerRecord[bytes, bytes] (aiokafka ships no type information)
 Handler = Callable[[Message, Record], Awaitable[None]]
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -53,7 +54,7 @@ class Stopping(Exception):
     """The loop was asked to stop while a record was being retried: that record is left uncommitted."""
 
 
-def consumer_options(bootstrap: str, group_id: str, client_id: str, batch_size: int) -> dict[str, object]:
+def consumer_options(bootstrap: str, group_id: str, client_id: str, batch_size: int) -> dict[str, Any]:
     return {
         "bootstrap_servers": bootstrap,
         "group_id": group_id,

@@ -109,7 +109,7 @@ class Producer:
                 metrics.PRODUCE_LATENCY.labels(self._service, topic).observe(time.perf_counter() - started)
 
         future.add_done_callback(done)
-        return future
+        return future  # type: ignore[no-any-return]
 
     async def send_record(
         self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
