@@ -43,3 +43,31 @@ ARI_RECONNECTS = Counter(
 MIGRATIONS_APPLIED = Counter(
     "callstream_sql_migrations_applied_total", "SQL migrations applied by this process.", ["service"],
 )
+
+# --- ari-gateway ----------------------------------------------------------------------------------------
+GATEWAY_EVENTS_IN = Counter(
+    "callstream_gateway_events_received_total", "WebSocket frames read from the PBX, by ARI event type.",
+    ["pbx_id", "type"],
+)
+GATEWAY_EVENTS_PUBLISHED = Counter(
+    "callstream_gateway_events_published_total", "Records acknowledged by Kafka (events, markers, snapshots).",
+    ["pbx_id"],
+)
+GATEWAY_BUFFER_DEPTH = Gauge(
+    "callstream_gateway_buffer_depth", "Events waiting in memory for Kafka.", ["pbx_id"],
+)
+GATEWAY_SPOOL_DEPTH = Gauge(
+    "callstream_gateway_spool_depth", "Events waiting in the on-disk spool for Kafka.", ["pbx_id"],
+)
+GATEWAY_CONNECTED = Gauge(
+    "callstream_gateway_pbx_connected", "1 while the ARI WebSocket is open.", ["pbx_id"],
+)
+GATEWAY_COMMAND_LATENCY = Histogram(
+    "callstream_gateway_command_seconds", "ARI REST time of a command, by operation.",
+    ["pbx_id", "op"], buckets=LATENCY_BUCKETS,
+)
+GATEWAY_COMMANDS = Counter(
+    "callstream_gateway_commands_total",
+    "Commands by operation and outcome (ok, error, expired, rejected, repeated).",
+    ["pbx_id", "op", "outcome"],
+)

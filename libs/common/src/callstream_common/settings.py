@@ -82,6 +82,8 @@ def load_settings(cls: type[S], argv: Sequence[str] | None = None, **overrides: 
         )
         from_cli = cli()
     except SystemExit as exc:  # argparse reports to stderr and exits on an unknown or malformed flag
+        if exc.code == 0:
+            raise  # --help was printed: exit as asked
         raise SettingsError(f"invalid command line: {' '.join(rest)}") from exc
     # The environment beats the file: read it explicitly so the order is plain to see here.
     from_env = {

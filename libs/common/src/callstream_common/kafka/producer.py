@@ -20,7 +20,7 @@ from callstream_common.codec import Message, encode
 from callstream_common.partitioner import key_bytes
 
 
-def producer_options(bootstrap: str, client_id: str) -> dict[str, Any]:
+def producer_options(bootstrap: str, client_id: str, request_timeout_ms: int = 30_000) -> dict[str, Any]:
     return {
         "bootstrap_servers": bootstrap,
         "client_id": client_id,
@@ -29,16 +29,18 @@ def producer_options(bootstrap: str, client_id: str) -> dict[str, Any]:
         # A few ms of batching costs little latency and multiplies throughput under load.
         "linger_ms": 2,
         "max_batch_size": 256 * 1024,
-        "request_timeout_ms": 30_000,
+        # Also how long a batch may wait for a reachable broker before aiokafka fails it.
+        "request_timeout_ms": request_timeout_ms,
     }
 
 
 class Producer:
     """An AIOKafkaProducer with the project's settings, metrics and a bound on unacknowledged sends."""
 
-    def __init__(self, bootstrap: str, *, service: str, client_id: str, max_in_flight: int = 10_000) -> None:
+    def __init__(self, bootstrap: str, *, service: str, client_id: str, max_in_flight: int = 10_000,
+                 request_timeout_ms: int = 30_000) -> None:
         self._service = service
-        self._kafka = AIOKafkaProducer(**producer_options(bootstrap, client_id))
+        self._kafka = AIOKafkaProducer(**producer_options(bootstrap, client_id, request_timeout_ms))
         self._slots = asyncio.Semaphore(max_in_flight)
 
     async def start(self) -> None:
