@@ -63,11 +63,12 @@ class AriRest:
         system = info.get("system") or {}
         return str(system.get("entity_id") or ""), system.get("version")
 
-    async def snapshot(self) -> tuple[list[Any], list[Any], list[Any]]:
-        """Channels, bridges and endpoints as they are now, for consumers to repair their state."""
-        channels, bridges, endpoints = await asyncio.gather(
-            self.get("/channels"), self.get("/bridges"), self.get("/endpoints"))
-        return list(channels), list(bridges), list(endpoints)
+    async def snapshot(self, app: str) -> tuple[list[Any], list[Any], list[Any], dict[str, Any]]:
+        """Channels, bridges, endpoints and the app's own view, as they are now, for consumers to repair
+        their state (calls that ended while the WebSocket was down are missing from them)."""
+        channels, bridges, endpoints, application = await asyncio.gather(
+            self.get("/channels"), self.get("/bridges"), self.get("/endpoints"), self.get(f"/applications/{app}"))
+        return list(channels), list(bridges), list(endpoints), dict(application)
 
     async def set_event_filter(self, app: str, disallowed: list[str]) -> bool:
         """Ask ARI not to send these event types (Asterisk 13.26/16.3+); False when it cannot."""

@@ -177,13 +177,13 @@ class EventReader:
             if self._filtered:
                 if not await self._rest.set_event_filter(self._app, sorted(self._filtered)):
                     log.info("PBX %s has no eventFilter: filtering %s here", self._pbx_id, sorted(self._filtered))
-            channels, bridges, endpoints = await self._rest.snapshot()
+            channels, bridges, endpoints, application = await self._rest.snapshot(self._app.split(",")[0])
         except AriUnavailable as exc:
             log.warning("resync snapshot of PBX %s failed: %s", self._pbx_id, exc)
             return
         self._outbox.put(self._records.message(GatewaySnapshot(
             gateway_id=self._gateway_id, asterisk_id=asterisk_id, connection=connection, taken_at=self._clock(),
-            channels=channels, bridges=bridges, endpoints=endpoints)))
+            channels=channels, bridges=bridges, endpoints=endpoints, application=application)))
 
     async def _sleep(self, seconds: float) -> None:
         try:

@@ -113,6 +113,8 @@ class GatewaySnapshot(Body):
     channels: list[dict[str, Any]]
     bridges: list[dict[str, Any]]
     endpoints: list[dict[str, Any]]
+    application: dict[str, Any] | None = Field(
+        default=None, description="GET /applications/{app}: the channel_ids and bridge_ids the app holds.")
 
 
 class GatewayEntityChanged(Body):
