@@ -1,6 +1,6 @@
 """Fixtures for the suite.
 
-Tests under tests/stack/ (marked `stack` automatically) run against a real Kafka, PostgreSQL and Redis:
+Tests that use the `stack` fixture (marked `stack` automatically) run against a real Kafka, PostgreSQL and Redis:
 by default the local stack that `make test` starts (tools/stack/stack.py, addresses from CALLSTREAM_*
 variables or the stack's fixed ports); with CALLSTREAM_TEST_STACK=testcontainers, containers started by
 testcontainers instead, for machines with a Docker engine. Each test gets its own topic prefix, database
@@ -33,7 +33,7 @@ class Stack:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if "tests/stack/" in item.nodeid or item.nodeid.startswith("stack/"):
+        if "stack" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.stack)
 
 

@@ -101,13 +101,14 @@ class Gateway:
             self.producer = self._new_producer()
             await self._start_producer()
             stack.push_async_callback(self._close_producer)
-            auth = aiohttp.BasicAuth(settings.ari_user, settings.ari_password.get_secret_value())
-            session = await stack.enter_async_context(aiohttp.ClientSession(auth=auth))
+            auth = {"Authorization": aiohttp.encode_basic_auth(settings.ari_user,
+                                                               settings.ari_password.get_secret_value())}
+            session = await stack.enter_async_context(aiohttp.ClientSession(headers=auth))
             rest = AriRest(session, str(settings.ari_url), settings.ari_request_timeout_s)
             self.reader = EventReader(
                 session=session, rest=rest, outbox=self.outbox, records=self.records,
                 ws_url=websocket_url(str(settings.ari_url), settings.ari_app, settings.ari_subscribe_all),
-                auth=auth, gateway_id=self.gateway_id, app=settings.ari_app, pbx_id=settings.pbx_id,
+                gateway_id=self.gateway_id, app=settings.ari_app, pbx_id=settings.pbx_id,
                 filtered_types=frozenset(settings.ari_filtered_types), ari_events_topic=self.events_topic,
                 reconnect_min_s=settings.reconnect_min_s, reconnect_max_s=settings.reconnect_max_s)
             commands_topic = topic_name(TopicName.ARI_COMMANDS, settings.topic_prefix)

@@ -55,7 +55,6 @@ class EventReader:
         outbox: Outbox,
         records: RecordFactory,
         ws_url: URL,
-        auth: aiohttp.BasicAuth,
         gateway_id: str,
         app: str,
         pbx_id: str,
@@ -70,7 +69,6 @@ class EventReader:
         self._outbox = outbox
         self._records = records
         self._ws_url = ws_url
-        self._auth = auth
         self._gateway_id = gateway_id
         self._app = app
         self._pbx_id = pbx_id
@@ -115,8 +113,8 @@ class EventReader:
 
     async def _session_once(self, last_seq_before: int | None, disconnected_at: datetime | None) -> None:
         asterisk_id, version = await self._rest.entity()
-        ws = await self._session.ws_connect(self._ws_url, auth=self._auth, heartbeat=20.0, max_msg_size=0,
-                                            autoping=True)
+        # The session carries the Authorization header: credentials never go into the URL (or a log line).
+        ws = await self._session.ws_connect(self._ws_url, heartbeat=20.0, max_msg_size=0, autoping=True)
         self._ws = ws
         self.connections += 1
         if self.connections > 1:
