@@ -74,3 +74,7 @@ conformance: env
 
 bench-sim: env
 	@$(PY) bench/bench_sim.py
+
+.PHONY: bench-gateway
+bench-gateway: env stack-up
+	@$(PY) bench/bench_gateway.py

@@ -238,10 +238,19 @@ async def test_playback_sequence(fast: Sim) -> None:
     await ev.wait("PlaybackFinished", c)
     kinds = [(e["type"], e["playback"]["state"], e["playback"]["media_uri"])
              for e in ev.of(c, types=("PlaybackStarted", "PlaybackContinuing", "PlaybackFinished"))]
+    # Each media starts; the Continuing snapshot still names the media that ended (playback_final_update()).
     assert kinds == [("PlaybackStarted", "playing", "sound:welcome"),
-                     ("PlaybackContinuing", "continuing", "digits:42"),
+                     ("PlaybackContinuing", "continuing", "sound:welcome"),
+                     ("PlaybackStarted", "playing", "digits:42"),
                      ("PlaybackFinished", "done", "digits:42")]
-    assert ev.of(c, types=("PlaybackStarted",))[0]["playback"]["next_media_uri"] == "digits:42"
+    nexts = [e["playback"].get("next_media_uri") for e in ev.of(c, types=("PlaybackStarted", "PlaybackContinuing",
+                                                                          "PlaybackFinished"))]
+    assert nexts == ["digits:42", "digits:42", None, None]
+    # A repeated media parameter keeps only its last value, as Asterisk's stubs do.
+    async with sim.session.post(sim.base + f"/ari/channels/{c}/play", params=[("media", "sound:a"),
+                                                                            ("media", "digits:1")],
+                                headers=basic()) as resp:
+        assert (await resp.json())["media_uri"] == "digits:1"
     await ev.close()
 
 
@@ -384,3 +393,66 @@ async def test_endpoint_and_device_state_events(sim: Sim) -> None:
     assert "ChannelCreated" in everything.types(c) and "ChannelCreated" not in plain.types(c)
     await everything.close()
     await plain.close()
+
+
+async def _bridged_call(sim: Sim, ev: Events, agent: str, leg: str, bridge: str) -> str:
+    c = await sim.call()
+    await ev.wait("StasisStart", c)
+    await sim.ari("POST", f"/channels/{c}/answer", expect=204)
+    await sim.ari("POST", f"/channels/{leg}", expect=200, endpoint=f"PJSIP/{agent}", app="callstream")
+    await ev.wait("StasisStart", leg)
+    await sim.ari("POST", f"/bridges/{bridge}", expect=200, type="mixing")
+    await sim.ari("POST", f"/bridges/{bridge}/addChannel", expect=204, channel=f"{c},{leg}")
+    await ev.wait("ChannelConnectedLine", leg)  # the last event of the join: the leg learns who it talks to
+    return c
+
+
+async def test_b3_blind_transfer_by_the_phone(fast: Sim) -> None:
+    sim = fast
+    await sim.ctl("PUT", f"/endpoints/PJSIP/{AGENT}", {"answer_after_s": 0.2}, expect=200)
+    ev = await sim.connect()
+    c = await _bridged_call(sim, ev, AGENT, "A", "M")
+    mark = len(ev.items)
+    locals_ = await sim.ctl("POST", "/channels/A/blind_transfer", {"exten": "2000", "context": "from-internal"},
+                            expect=200)
+    one, two = locals_["local_one"], locals_["local_two"]
+    await ev.wait("StasisStart", two)
+    await ev.wait("ChannelDestroyed", "A")
+    after = [(e["type"], (e.get("channel") or {}).get("id")) for e in ev.items[mark:]
+             if e["type"] in ("BridgeBlindTransfer", "StasisStart", "ChannelLeftBridge", "ChannelEnteredBridge",
+                              "StasisEnd")]
+    assert after[:5] == [("BridgeBlindTransfer", "A"), ("StasisStart", one), ("ChannelLeftBridge", "A"),
+                         ("ChannelEnteredBridge", one), ("StasisEnd", "A")]
+    xfer = ev.of(types=("BridgeBlindTransfer",))[0]
+    assert xfer["transferee"]["id"] == c and xfer["replace_channel"]["id"] == one and xfer["bridge"]["id"] == "M"
+    assert (xfer["exten"], xfer["context"], xfer["result"], xfer["is_external"]) == ("2000", "from-internal",
+                                                                                    "Success", True)
+    start_one = ev.of(one, types=("StasisStart",))[0]
+    assert start_one["replace_channel"]["id"] == "A" and start_one["channel"]["name"].endswith(";1")
+    assert ev.of(two, types=("StasisStart",))[0]["args"] == ["transfer", "2000"]
+    assert sorted((await sim.ari("GET", "/bridges/M", expect=200))["channels"]) == sorted([c, one])
+    # The Local pair lives and dies together.
+    await sim.ari("DELETE", f"/channels/{two}", expect=204)
+    await ev.wait("StasisEnd", one)
+    await ev.close()
+
+
+async def test_b4_attended_transfer_by_the_phone(fast: Sim) -> None:
+    sim = fast
+    for agent in (AGENT, AGENT2):
+        await sim.ctl("PUT", f"/endpoints/PJSIP/{agent}", {"answer_after_s": 0.2}, expect=200)
+    ev = await sim.connect()
+    c = await _bridged_call(sim, ev, AGENT, "A", "M")
+    d = await _bridged_call(sim, ev, AGENT2, "A2", "M2")
+    result = await sim.ctl("POST", "/channels/A/attended_transfer", {"other": "A2"}, expect=200)
+    one, two = result["local_one"], result["local_two"]
+    await ev.wait("StasisEnd", "A2")
+    xfer = ev.of(types=("BridgeAttendedTransfer",))[0]
+    assert (xfer["transferer_first_leg"]["id"], xfer["transferer_second_leg"]["id"]) == ("A", "A2")
+    assert (xfer["transferee"]["id"], xfer["transfer_target"]["id"]) == (c, d)
+    assert xfer["destination_type"] == "link" and xfer["destination_link_first_leg"]["id"] == one
+    assert xfer["transferer_first_leg_bridge"]["id"] == "M" and xfer["transferer_second_leg_bridge"]["id"] == "M2"
+    assert ev.of(one, types=("StasisStart",))[0]["replace_channel"]["id"] == "A"
+    assert ev.of(two, types=("StasisStart",))[0]["replace_channel"]["id"] == "A2"
+    assert sorted((await sim.ari("GET", "/bridges/M2", expect=200))["channels"]) == sorted([d, two])
+    await ev.close()

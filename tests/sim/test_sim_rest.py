@@ -241,11 +241,22 @@ async def test_play_and_playbacks(sim: Sim) -> None:
     assert await sim.ari("POST", "/playbacks/P1/control", expect=400, operation="spin") == \
         msg("Invalid operation spin")
     await sim.ari("POST", "/playbacks/P1/control", expect=204, operation="pause")
+    assert (await sim.ari("GET", "/playbacks/P1", expect=200))["state"] == "paused"
+    assert await sim.ari("POST", "/playbacks/P1/control", expect=409, operation="forward") == \
+        msg("Can only forward while media is playing")
+    await sim.ari("POST", "/playbacks/P1/control", expect=204, operation="unpause")
+    await until(lambda: len(events.of(c, types=("PlaybackStarted",))) == 2, timeout=5, what="unpause event")
     await sim.ari("DELETE", "/playbacks/P1", expect=204)
     done = await events.wait("PlaybackFinished", c)
     assert done["playback"]["state"] == "done"
     assert await sim.ari("GET", "/playbacks/P1", expect=404) == msg("Playback not found")
     assert await sim.ari("DELETE", "/playbacks/P1", expect=404) == msg("Playback not found")
+    # digits: are spoken by a say-function that cannot be stopped or skipped.
+    await sim.ari("POST", f"/channels/{c}/play/P2", expect=201, media="digits:123456789")
+    await events.wait("PlaybackStarted", c, where=lambda e: e["playback"]["id"] == "P2")
+    assert await sim.ari("DELETE", "/playbacks/P2", expect=500) == msg("Could not stop playback")
+    assert await sim.ari("POST", "/playbacks/P2/control", expect=500, operation="pause") == \
+        msg("Could not pause playback")
     await events.close()
 
 

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import OrderedDict
@@ -96,7 +97,8 @@ class CommandExecutor:
         self._codec = Codec()
         self._executed = ExecutedCommands()
         self._stop = asyncio.Event()
-        self.executed_count = 0
+        self._tails: dict[str, asyncio.Task[None]] = {}
+        self._progress = _Progress()
 
     def stop(self) -> None:
         self._stop.set()
@@ -133,41 +135,80 @@ class CommandExecutor:
             await consumer.stop()
 
     async def run(self) -> None:
+        """Fetch, dispatch and commit as a pipeline: fetching never waits for a batch to finish (that would add
+        the slowest command's time to every command behind it); commits trail the completed prefix."""
         tp = TopicPartition(self._commands_topic, self._partition)
         consumer = AIOKafkaConsumer(**{**consumer_options(self._bootstrap, self._group_id, self._producer_id, 500),
-                                       "fetch_max_wait_ms": 20})
+                                       "fetch_max_wait_ms": 100})
         await consumer.start()
+        self._progress = _Progress()
+        committer = asyncio.create_task(self._commit_loop(consumer, tp))
         try:
             consumer.assign([tp])
             while not self._stop.is_set():
                 batch = await consumer.getmany(tp, timeout_ms=100, max_records=500)
-                records = batch.get(tp, [])
-                if records:
-                    await self._handle_batch(records)
-                    await consumer.commit({tp: records[-1].offset + 1})
+                for record in batch.get(tp, []):
+                    await self._slots.acquire()  # backpressure: at most command_concurrency in hand
+                    self._progress.started(record.offset)
+                    self._dispatch(record)
+            await self._progress.all_done()
         finally:
+            self._stop.set()
+            await committer
             await consumer.stop()
 
-    async def _handle_batch(self, records: list[Any]) -> None:
-        chains: dict[str, list[tuple[Any, Message]]] = {}
-        for record in records:
-            if record.key != self._pbx_id.encode():
-                continue  # another PBX whose id hashes to the same partition
-            try:
-                message = self._codec.decode(TopicName.ARI_COMMANDS, record.headers, record.value)
-            except DecodeError as exc:
-                await self._dead_letter(record, f"undecodable: {exc}")
-                continue
-            if message.pbx_id != self._pbx_id:
-                await self._dead_letter(record, f"rejected: keyed {self._pbx_id} but addressed to {message.pbx_id}")
-                continue
-            chains.setdefault(ordering_key(message.body), []).append((record, message))
-        await asyncio.gather(*(self._run_chain(chain) for chain in chains.values()))
+    async def _commit_loop(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:
+        committed = -1
+        while True:
+            stopping = self._stop.is_set()
+            done = self._progress.done_through()
+            if done > committed:
+                await consumer.commit({tp: done + 1})
+                committed = done
+            if stopping and not self._progress.busy():
+                return
+            await asyncio.sleep(0.05)
 
-    async def _run_chain(self, chain: list[tuple[Any, Message]]) -> None:
-        for _record, message in chain:
-            async with self._slots:
-                await self._handle(message)
+    def _dispatch(self, record: Any) -> None:
+        message = self._accept(record)
+        if message is None or isinstance(message, str):
+            task = asyncio.create_task(self._skip(record, message))
+        else:
+            key = ordering_key(message.body)
+            previous = self._tails.get(key)
+            task = asyncio.create_task(self._after(previous, message))
+            self._tails[key] = task
+            task.add_done_callback(functools.partial(self._forget_tail, key))
+        task.add_done_callback(functools.partial(self._finished, record.offset))
+
+    def _forget_tail(self, key: str, task: asyncio.Task[None]) -> None:
+        if self._tails.get(key) is task:
+            del self._tails[key]
+
+    def _finished(self, offset: int, _task: asyncio.Task[None]) -> None:
+        self._slots.release()
+        self._progress.finished(offset)
+
+    def _accept(self, record: Any) -> Message | str | None:
+        """The command, or a dead-letter reason, or None for another PBX's record."""
+        if record.key != self._pbx_id.encode():
+            return None  # another PBX whose id hashes to the same partition
+        try:
+            message = self._codec.decode(TopicName.ARI_COMMANDS, record.headers, record.value)
+        except DecodeError as exc:
+            return f"undecodable: {exc}"
+        if message.pbx_id != self._pbx_id:
+            return f"rejected: keyed {self._pbx_id} but addressed to {message.pbx_id}"
+        return message
+
+    async def _skip(self, record: Any, reason: str | None) -> None:
+        if reason is not None:
+            await self._dead_letter(record, reason)
+
+    async def _after(self, previous: asyncio.Task[None] | None, message: Message) -> None:
+        if previous is not None:
+            await asyncio.gather(previous, return_exceptions=True)  # same channel: strictly in order
+        await self._handle(message)
 
     async def _handle(self, message: Message) -> None:
         command: AriCommand = message.body
@@ -227,6 +268,36 @@ class CommandExecutor:
         await dead_letter(self._producer().send_record, service=self._producer_id, topic=record.topic,
                           partition=record.partition, offset=record.offset, key=record.key, value=record.value,
                           headers=list(record.headers), reason=reason)
+
+
+class _Progress:
+    """Which fetched offsets are finished, so that commits cover only a completed prefix."""
+
+    def __init__(self) -> None:
+        self._open: set[int] = set()
+        self._highest_started = -1
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def started(self, offset: int) -> None:
+        self._open.add(offset)
+        self._highest_started = max(self._highest_started, offset)
+        self._idle.clear()
+
+    def finished(self, offset: int) -> None:
+        self._open.discard(offset)
+        if not self._open:
+            self._idle.set()
+
+    def done_through(self) -> int:
+        """The highest offset below which everything fetched is finished."""
+        return (min(self._open) - 1) if self._open else self._highest_started
+
+    def busy(self) -> bool:
+        return bool(self._open)
+
+    async def all_done(self) -> None:
+        await self._idle.wait()
 
 
 def _ari_error(response: AriResponse) -> str:

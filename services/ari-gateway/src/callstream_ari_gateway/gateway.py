@@ -22,6 +22,7 @@ from callstream_ari_gateway.web import health_app
 from callstream_common import metrics
 from callstream_common.kafka.admin import topic_partitions
 from callstream_common.kafka.producer import Producer
+from callstream_common.partitioner import partition_for
 from callstream_common.topics import TopicName, dlq_name, topic_name
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,9 @@ class Gateway:
         self.records = RecordFactory(tenant=settings.tenant, pbx_id=settings.pbx_id, producer=self.producer_id,
                                      sequence=self.sequence)
         self.producer: Producer | None = None
-        self.publisher = Publisher(self.outbox, self._send, self._reset_producer, settings.pbx_id)
+        self.publisher = Publisher(self.outbox, self._send, self._reset_producer, settings.pbx_id,
+                                   max_in_flight=settings.kafka_max_in_flight)
+        self._partition: int | None = None
         self.reader: EventReader | None = None
         self.executor: CommandExecutor | None = None
         self._kafka_ok = False
@@ -51,19 +54,30 @@ class Gateway:
                         max_in_flight=self.settings.kafka_max_in_flight,
                         request_timeout_ms=int(self.settings.kafka_delivery_timeout_s * 1000))
 
-    async def _send(self, record: OutRecord) -> asyncio.Future[Any]:
-        assert self.producer is not None
-        topic = dlq_name(self.events_topic) if is_dead_letter(record) else self.events_topic
-        future = await self.producer.enqueue_raw(topic, key=self.settings.pbx_id, value=record.value,
-                                                 headers=record.headers)
-        future.add_done_callback(self._on_ack)
-        return future
+    async def _send(self, records: list[OutRecord]) -> list[tuple[list[OutRecord], asyncio.Future[Any]]]:
+        """Records to Kafka in order: runs of events to ari.events, dead frames to its dead-letter topic."""
+        assert self.producer is not None and self._partition is not None
+        chunks: list[tuple[list[OutRecord], asyncio.Future[Any]]] = []
+        key = self.settings.pbx_id.encode()
+        start = 0
+        while start < len(records):
+            dead = is_dead_letter(records[start])
+            end = start
+            while end < len(records) and is_dead_letter(records[end]) == dead:
+                end += 1
+            run = records[start:end]
+            topic = dlq_name(self.events_topic) if dead else self.events_topic
+            submitted = await self.producer.send_batch(topic, self._partition, [(key, r.value, r.headers) for r in run])
+            offset = 0
+            for count, future in submitted:
+                future.add_done_callback(self._on_ack)
+                chunks.append((run[offset:offset + count], future))
+                offset += count
+            start = end
+        return chunks
 
     def _on_ack(self, future: asyncio.Future[Any]) -> None:
-        ok = not future.cancelled() and future.exception() is None
-        self._kafka_ok = ok
-        if ok:
-            metrics.GATEWAY_EVENTS_PUBLISHED.labels(self.settings.pbx_id).inc()
+        self._kafka_ok = not future.cancelled() and future.exception() is None
 
     async def _reset_producer(self) -> None:
         self._kafka_ok = False
@@ -112,7 +126,10 @@ class Gateway:
                 filtered_types=frozenset(settings.ari_filtered_types), ari_events_topic=self.events_topic,
                 reconnect_min_s=settings.reconnect_min_s, reconnect_max_s=settings.reconnect_max_s)
             commands_topic = topic_name(TopicName.ARI_COMMANDS, settings.topic_prefix)
-            partitions = (await topic_partitions(settings.kafka_bootstrap, [commands_topic]))[commands_topic]
+            counts = await topic_partitions(settings.kafka_bootstrap, [commands_topic, self.events_topic])
+            partitions = counts[commands_topic]
+            # Kafka's default partitioner, computed once: every record of this gateway goes to this partition.
+            self._partition = partition_for(settings.pbx_id, counts[self.events_topic])
             self.executor = CommandExecutor(
                 pbx_id=settings.pbx_id, tenant=settings.tenant, producer_id=self.producer_id,
                 bootstrap=settings.kafka_bootstrap, commands_topic=commands_topic,

@@ -19,14 +19,12 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from callstream_ari_gateway.spool import OutRecord, Segment, Spool
 from callstream_common import metrics
 
 log = logging.getLogger(__name__)
-
-Send = Callable[[OutRecord], Awaitable["asyncio.Future[object]"]]
-
 
 class Outbox:
     def __init__(self, memory_limit: int, spool: Spool) -> None:
@@ -92,17 +90,25 @@ class Outbox:
         self._spool.delete(segment)
 
 
-class Publisher:
-    """Moves records from the outbox to Kafka in order; see the module docstring for the failure path."""
+Chunk = tuple[list[OutRecord], "asyncio.Future[Any]"]
+SendBatch = Callable[[list[OutRecord]], Awaitable[list[Chunk]]]
 
-    def __init__(self, outbox: Outbox, send: Send, reset_producer: Callable[[], Awaitable[None]],
-                 pbx_id: str, batch: int = 2000) -> None:
+
+class Publisher:
+    """Moves records from the outbox to Kafka in order, in producer batches; see the module docstring for
+    the failure path. At most `max_in_flight` records are unacknowledged at once."""
+
+    def __init__(self, outbox: Outbox, send: SendBatch, reset_producer: Callable[[], Awaitable[None]],
+                 pbx_id: str, max_in_flight: int, batch: int = 5000) -> None:
         self._outbox = outbox
         self._send = send
         self._reset_producer = reset_producer
         self._pbx_id = pbx_id
+        self._max_in_flight = max_in_flight
         self._batch = batch
-        self._pending: deque[tuple[OutRecord, asyncio.Future[object]]] = deque()
+        self._pending: deque[Chunk] = deque()
+        self._pending_records = 0
+        self._published_metric = metrics.GATEWAY_EVENTS_PUBLISHED.labels(pbx_id)
         self._retry: list[OutRecord] = []
         self._stopping = False
         self.published = 0
@@ -114,7 +120,7 @@ class Publisher:
 
     @property
     def in_flight(self) -> int:
-        return len(self._pending)
+        return self._pending_records
 
     async def run(self) -> None:
         while not (self._stopping and not self._outbox.has_work() and not self._retry):
@@ -132,56 +138,83 @@ class Publisher:
                 if await self._settle():  # delete a segment only once all of it is acknowledged
                     self._outbox.delete(segment)
                 continue
-            await self._reap()
+            self._reap()
+            if self._failed():
+                await self._recover()
+                continue
             if not self._stopping:
-                await self._outbox.wait()
+                await self._wait_for_work()
         await self._settle()
 
+    async def _wait_for_work(self) -> None:
+        """Sleep until the reader adds records, or an acknowledgement is due to be accounted for."""
+        waiter = asyncio.ensure_future(self._outbox.wait())
+        waits: set[asyncio.Future[Any]] = {waiter}
+        if self._pending:
+            waits.add(self._pending[0][1])
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        if not waiter.done():
+            waiter.cancel()
+
     async def _send_all(self, records: list[OutRecord]) -> None:
-        for record in records:
-            future = await self._send(record)
-            self._pending.append((record, future))
-            if len(self._pending) >= 4 * self._batch:
-                await self._reap()
+        for chunk in await self._send(records):
+            self._pending.append(chunk)
+            self._pending_records += len(chunk[0])
+        while self._pending_records > self._max_in_flight:
+            await asyncio.wait([self._pending[0][1]])  # backpressure: Kafka is behind
+            self._reap()
+            if self._failed():
+                await self._recover()
+        self._reap()
         metrics_depth(self._pbx_id, self._outbox)
 
-    async def _reap(self) -> None:
-        """Account for completed sends, in order; on a failed one, arrange a resend."""
-        while self._pending and self._pending[0][1].done():
-            record, future = self._pending.popleft()
-            if future.cancelled() or future.exception() is not None:
-                self._pending.appendleft((record, future))
-                await self._recover()
-                return
-            self.published += 1
-            self.last_acked_seq = record.seq
+    def _reap(self) -> None:
+        """Account for acknowledged chunks, in order, up to the first one not done or failed."""
+        while self._pending and self._pending[0][1].done() and not _failed(self._pending[0][1]):
+            records, _ = self._pending.popleft()
+            self._pending_records -= len(records)
+            self.published += len(records)
+            self._published_metric.inc(len(records))
+            self.last_acked_seq = records[-1].seq
+
+    def _failed(self) -> bool:
+        return bool(self._pending) and self._pending[0][1].done() and _failed(self._pending[0][1])
 
     async def _settle(self) -> bool:
-        """Wait for every pending send; True when all succeeded."""
+        """Wait for every pending chunk; True when all of them succeeded."""
         if self._pending:
-            await asyncio.wait([f for _, f in self._pending])
-        had_failure = any(f.cancelled() or f.exception() is not None for _, f in self._pending)
-        await self._reap()
-        return not had_failure and not self._retry
+            await asyncio.wait([future for _, future in self._pending])
+        self._reap()
+        if self._failed():
+            await self._recover()
+            return False
+        return not self._retry
 
     async def _recover(self) -> None:
-        if self._pending:
-            await asyncio.wait([f for _, f in self._pending])
-        failed = [r for r, f in self._pending if f.cancelled() or f.exception() is not None]
-        first_error = next((f.exception() for _, f in self._pending if not f.cancelled() and f.exception()), None)
-        for record, future in self._pending:
-            if not (future.cancelled() or future.exception() is not None):
-                self.published += 1
-                self.last_acked_seq = max(self.last_acked_seq or 0, record.seq)
+        """Kafka failed a chunk: wait for the rest to settle, then resend every failed record, first, in order."""
+        await asyncio.wait([future for _, future in self._pending])
+        failed: list[OutRecord] = []
+        first_error: BaseException | None = None
+        for records, future in self._pending:
+            if _failed(future):
+                first_error = first_error or (None if future.cancelled() else future.exception())
+                failed += records
+            else:
+                self.published += len(records)
         self._pending.clear()
+        self._pending_records = 0
         log.error("Kafka failed %d records (%r); new producer, resending them first", len(failed), first_error)
         await self._reset_producer()
         self._retry = failed + self._retry
 
     def unsent(self) -> list[OutRecord]:
         """Records handed to aiokafka and not acknowledged, plus those waiting for a resend, in order."""
-        return [r for r, f in self._pending if not (f.done() and not f.cancelled() and f.exception() is None)] \
-            + self._retry
+        waiting = [r for records, future in self._pending if not future.done() or _failed(future) for r in records]
+        return waiting + self._retry
+
+
+def _failed(future: asyncio.Future[Any]) -> bool:
+    return future.cancelled() or future.exception() is not None
 
 
 def metrics_depth(pbx_id: str, outbox: Outbox) -> None:

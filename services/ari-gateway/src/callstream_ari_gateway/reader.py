@@ -13,6 +13,7 @@ import random
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import aiohttp
 from yarl import URL
@@ -148,7 +149,7 @@ class EventReader:
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> str:
         put = self._outbox.put
         records = self._records
-        in_counter = metrics.GATEWAY_EVENTS_IN
+        counters: dict[str, Any] = {}  # per event type; .labels() per frame would cost a lock and a lookup
         async for frame in ws:
             received_at = self._clock()
             if frame.type == aiohttp.WSMsgType.TEXT:
@@ -164,7 +165,10 @@ class EventReader:
                 put(records.dead_frame(raw, "malformed ARI frame: not a JSON object with a string type",
                                        self._topic))
                 continue
-            in_counter.labels(self._pbx_id, kind).inc()
+            counter = counters.get(kind)
+            if counter is None:
+                counter = counters[kind] = metrics.GATEWAY_EVENTS_IN.labels(self._pbx_id, kind)
+            counter.inc()
             if kind in self._filtered:
                 continue
             put(records.ari_event(raw, received_at))
