@@ -28,3 +28,15 @@ async def until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
         await asyncio.sleep(interval)
+
+
+async def committed_total(bootstrap: str, group: str, topic: str, partitions: int) -> int:
+    """The sum of a consumer group's committed offsets over a topic's partitions."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return sum([await consumer.committed(TopicPartition(topic, p)) or 0 for p in range(partitions)])
+    finally:
+        await consumer.stop()

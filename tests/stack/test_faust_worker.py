@@ -22,7 +22,7 @@ from callstream_common.messages.calls import CallQueued
 from callstream_common.settings import ServiceSettings
 from callstream_common.topics import TopicName, dlq_name, topic_name
 from conftest import ROOT
-from helpers import until
+from helpers import committed_total, until
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 PBXS = ("pbx-a", "pbx-b", "pbx-c")
@@ -71,14 +71,8 @@ async def outputs(settings: ServiceSettings) -> AsyncIterator[Outputs]:
 
 
 async def committed(settings: ServiceSettings, topic: str) -> int:
-    consumer = AIOKafkaConsumer(**consumer_options(settings.kafka_bootstrap, f"{settings.topic_prefix}.counter",
-                                                   "probe", 10))
-    await consumer.start()
-    try:
-        return sum([await consumer.committed(TopicPartition(topic, p)) or 0
-                    for p in range(settings.pbx_partitions)])
-    finally:
-        await consumer.stop()
+    return await committed_total(settings.kafka_bootstrap, f"{settings.topic_prefix}.counter", topic,
+                                 settings.pbx_partitions)
 
 
 async def send_calls(settings: ServiceSettings, producer: Producer, start: int, per_pbx: int) -> None:

@@ -20,7 +20,7 @@ from callstream_common.partitioner import partition_for
 from callstream_common.settings import ServiceSettings
 from callstream_common.topics import TopicName, dlq_name, topic_name
 from conftest import ROOT
-from helpers import until
+from helpers import committed_total, until
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 
@@ -68,14 +68,8 @@ async def run_loop(settings: ServiceSettings, handler, group: str) -> tuple[Cons
     return loop, asyncio.create_task(loop.run()), consumer, producer
 
 
-async def committed_total(settings: ServiceSettings, group: str, topic: str) -> int:
-    consumer = AIOKafkaConsumer(**consumer_options(settings.kafka_bootstrap, group, "probe", 10))
-    await consumer.start()
-    try:
-        return sum([await consumer.committed(TopicPartition(topic, p)) or 0
-                    for p in range(settings.pbx_partitions)])
-    finally:
-        await consumer.stop()
+async def committed(settings: ServiceSettings, group: str, topic: str) -> int:
+    return await committed_total(settings.kafka_bootstrap, group, topic, settings.pbx_partitions)
 
 
 async def test_produce_consume_commit(settings: ServiceSettings) -> None:
@@ -96,7 +90,7 @@ async def test_produce_consume_commit(settings: ServiceSettings) -> None:
     loop, task, consumer, producer = await run_loop(settings, handler, group)
     try:
         await until(lambda: len(received) >= 60, what="60 messages")
-        assert await until(lambda: _eq(committed_total(settings, group, calls), 60), what="all 60 committed")
+        assert await until(lambda: _eq(committed(settings, group, calls), 60), what="all 60 committed")
     finally:
         loop.stop()
         await task
@@ -137,7 +131,7 @@ async def test_poison_messages_are_dead_lettered_and_the_consumer_carries_on(set
     loop, task, consumer, producer = await run_loop(settings, handler, group)
     try:
         await until(lambda: len(handled) >= 2, what="both good messages")
-        await until(lambda: _eq(committed_total(settings, group, calls), 4), what="all 4 committed")
+        await until(lambda: _eq(committed(settings, group, calls), 4), what="all 4 committed")
     finally:
         loop.stop()
         await task

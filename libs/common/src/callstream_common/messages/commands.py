@@ -156,9 +156,9 @@ class StopPlayback(Op):
     playback_id: AriId
 
 
-class RecordChannel(Op):
-    op: Literal["record_channel"] = "record_channel"
-    channel_id: AriId
+class _Recording(Op):
+    """What a channel and a bridge recording have in common."""
+
     name: AriId
     format: str = Field(description="The call's own codec (e.g. wav, gsm, g722): never transcoded.")
     max_duration_s: int = Field(default=0, ge=0)
@@ -168,16 +168,14 @@ class RecordChannel(Op):
     terminate_on: TerminateOn = "none"
 
 
-class RecordBridge(Op):
+class RecordChannel(_Recording):
+    op: Literal["record_channel"] = "record_channel"
+    channel_id: AriId
+
+
+class RecordBridge(_Recording):
     op: Literal["record_bridge"] = "record_bridge"
     bridge_id: AriId
-    name: AriId
-    format: str
-    max_duration_s: int = Field(default=0, ge=0)
-    max_silence_s: int = Field(default=0, ge=0)
-    if_exists: IfExists = "fail"
-    beep: bool = False
-    terminate_on: TerminateOn = "none"
 
 
 class RecordingControl(Op):
