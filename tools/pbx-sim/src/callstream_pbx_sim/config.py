@@ -250,10 +250,21 @@ class ConfigError(Exception):
     """Invalid configuration; the message names the field and the problem."""
 
 
+# Branch names pydantic puts in error locations of the `pbxs` union (a list, or a template).
+_UNION_TAGS = frozenset({"list[PbxConfig]", "PbxTemplate"})
+
+
 def format_validation_error(exc: ValidationError) -> str:
+    errors = exc.errors()
+    # A union reports every branch's failure; drop "this is not a <branch>" when the other branch has the
+    # real problem, so that the message names the field the user got wrong.
+    mismatch = [e for e in errors if e["loc"] and e["loc"][-1] in _UNION_TAGS
+                and e["type"] in ("model_type", "list_type", "dict_type")]
+    if len(mismatch) < len(errors):
+        errors = [e for e in errors if e not in mismatch]
     lines = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    for err in errors:
+        where = ".".join(str(p) for p in err["loc"] if p not in _UNION_TAGS) or "(top level)"
         lines.append(f"{where}: {err['msg']}")
     return "; ".join(lines)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from .responses import Exchange
 
@@ -100,12 +101,15 @@ class EventConnection:
 
     _serial = 0
 
-    def __init__(self, client: AriClient, apps: Sequence[str], subscribe_all: bool) -> None:
+    def __init__(self, client: AriClient, apps: Sequence[str], subscribe_all: bool, from_start: bool = True) -> None:
         EventConnection._serial += 1
         self.serial = EventConnection._serial
         self.client = client
         self.apps = tuple(apps)
         self.subscribe_all = subscribe_all
+        # A subscribeAll connection opened mid-run hears about channels that already exist: the "everything
+        # from ChannelCreated on" invariant does not apply to it.
+        self.from_start = from_start
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.closed = asyncio.Event()
         self.messages: list[Received] = []
@@ -116,11 +120,11 @@ class EventConnection:
         url = f"{self.client.base_url}/ari/events"
         try:
             self.ws = await self.client.session.ws_connect(
-                url, params=params, auth=self.client.auth, heartbeat=None, max_msg_size=0,
+                url, params=params, headers=self.client.auth_headers, heartbeat=None, max_msg_size=0,
                 timeout=aiohttp.ClientWSTimeout(ws_close=5.0))
         except aiohttp.WSServerHandshakeError as exc:
             raise FlowError(f"WebSocket handshake for apps {self.apps} failed: HTTP {exc.status} {exc.message}") from exc
-        if self.subscribe_all:
+        if self.subscribe_all and self.from_start:
             self.client.recorder.subscribe_all_apps.update(self.apps)
         self._reader = asyncio.create_task(self._read(), name=f"ari-ws-{self.serial}")
 
@@ -160,7 +164,8 @@ class AriClient:
         self.base_url = base_url.rstrip("/")
         self.user = user
         self.password = password
-        self.auth = aiohttp.BasicAuth(user, password)
+        # aiohttp 3.14 deprecates BasicAuth and `auth=`: the header is built once here.
+        self.auth_headers = {"Authorization": aiohttp.encode_basic_auth(user, password)}
         self.recorder = recorder
         self.session = session
 
@@ -176,16 +181,20 @@ class AriClient:
                 values = value if isinstance(value, (list, tuple)) else [value]
                 for v in values:
                     query.append((key, _text(v)))
-        basic: aiohttp.BasicAuth | None = None
+        headers: dict[str, str] = {}
         if auth == "basic":
-            basic = self.auth
+            headers = self.auth_headers
         elif auth == "api_key":
             query.append(("api_key", f"{self.user}:{self.password}"))
         elif auth == "bad":
-            basic = aiohttp.BasicAuth(self.user, self.password + "-wrong")
+            headers = {"Authorization": aiohttp.encode_basic_auth(self.user, self.password + "-wrong")}
         try:
-            async with self.session.request(method, self.base_url + full, params=query or None, auth=basic,
-                                            json=body, timeout=aiohttp.ClientTimeout(total=15)) as resp:
+            # The path is sent as written (already percent-encoded where a segment holds a '/').
+            url = URL(self.base_url + full, encoded=True)
+            if query:
+                url = url.update_query(query)
+            async with self.session.request(method, url, headers=headers, json=body,
+                                            timeout=aiohttp.ClientTimeout(total=15)) as resp:
                 raw = await resp.read()
                 headers = {k.lower(): v for k, v in resp.headers.items()}
                 status = resp.status
@@ -212,8 +221,9 @@ class AriClient:
                             f"{ex.body[:200].decode('utf-8', 'replace')}")
         return ex.json_body
 
-    async def connect(self, flow: str, apps: Sequence[str], subscribe_all: bool = False) -> EventConnection:
-        conn = EventConnection(self, apps, subscribe_all)
+    async def connect(self, flow: str, apps: Sequence[str], subscribe_all: bool = False,
+                      from_start: bool = True) -> EventConnection:
+        conn = EventConnection(self, apps, subscribe_all, from_start)
         await conn.open(flow)
         return conn
 
@@ -234,7 +244,7 @@ class SimControl:
     async def _req(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         url = f"{self.client.base_url}/_sim{path}"
         try:
-            async with self.client.session.request(method, url, json=body, auth=self.client.auth,
+            async with self.client.session.request(method, url, json=body, headers=self.client.auth_headers,
                                                    timeout=aiohttp.ClientTimeout(total=60)) as resp:
                 raw = await resp.read()
                 status = resp.status
@@ -272,13 +282,16 @@ class SimControl:
         return await self.must("POST", f"/channels/{channel_id}/{action}", body)
 
     async def drop_websocket(self) -> Any:
-        return await self.must("POST", "/websocket/drop", {})
+        return await self.must("POST", "/websocket/drop", {"mode": "abort"})
 
     async def refuse_websocket(self, refuse: bool) -> Any:
         return await self.must("PUT", "/websocket/refuse", {"refuse": refuse})
 
     async def traffic(self, **settings: Any) -> tuple[int, Any]:
         return await self._req("PUT", "/traffic", settings)
+
+    async def info(self) -> Any:
+        return await self.must("GET", "")
 
     async def firehose(self, count: int, app: str | None = None) -> Any:
         body: dict[str, Any] = {"count": count}

@@ -13,6 +13,8 @@ into a 500 "Response validation failed". On top of that the shapes Asterisk's HT
   auth nor `api_key` authenticates, before any routing;
 - 404 `{"message": "Resource not found"}` for a path no operation matches, 405 for a known path with a
   method it lacks.
+A few statuses that production Asterisk gives without documenting them are listed in KNOWN_UNDOCUMENTED, each
+with the C function that answers it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,14 @@ from typing import Any
 from .swagger import ApiDocs, Operation, Validator
 
 ARI_PREFIX = "/ari"
+
+# Statuses Asterisk's production build answers although the operation does not document them (only an
+# AST_DEVMODE build rewrites them to 500). Each is read in resource_channels.c; nothing else is excused.
+KNOWN_UNDOCUMENTED: dict[tuple[str, int], str] = {
+    ("channels.create", 400): "ast_ari_channels_create: 'Endpoint must be specified' / 'Invalid endpoint specified'",
+    ("channels.mute", 400): "ast_ari_channels_mute: 'Direction is required' / 'Invalid direction specified'",
+    ("channels.unmute", 400): "ast_ari_channels_unmute: 'Direction is required' / 'Invalid direction specified'",
+}
 
 # Operations answered with 201 Created and a Location header instead of 200 (resource_channels.c and
 # resource_bridges.c call ast_ari_response_created for these).
@@ -139,7 +149,7 @@ class ResponseChecker:
             out.extend(self._success(ex, op, where))
         elif ex.status in (500, 501):
             out.extend(self._error_body(ex, where, allow_alloc_failed=True))
-        elif ex.status in op.error_codes:
+        elif ex.status in op.error_codes or (op.key, ex.status) in KNOWN_UNDOCUMENTED:
             out.extend(self._error_body(ex, where))
         else:
             documented = ", ".join(str(c) for c in sorted(op.error_codes)) or "none"

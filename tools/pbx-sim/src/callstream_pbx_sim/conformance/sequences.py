@@ -21,7 +21,7 @@ express the rest. Each flow cites where its order comes from (NOTES.md §b, the 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -164,15 +164,21 @@ def _value_matches(got: Any, want: Any) -> bool:
 
 
 # --- which events concern a subject -----------------------------------------------------------------------
+# Which fields of an event name the channels / bridges it is about. `replace_channel` is left out on purpose:
+# a StasisStart that replaces A is about the new channel, not about A.
+CHANNEL_FIELDS = ("channel", "peer", "transferee", "transfer_target", "transferer_first_leg", "transferer_second_leg")
+BRIDGE_FIELDS = ("bridge", "bridge_from", "transferer_first_leg_bridge", "transferer_second_leg_bridge")
+
+
 def concerns(event: Mapping[str, Any], kind: Kind, subject: str) -> bool:
     if kind == "channel":
-        for key in ("channel", "peer"):
+        for key in CHANNEL_FIELDS:
             obj = event.get(key)
             if isinstance(obj, Mapping) and obj.get("id") == subject:
                 return True
         return False
     if kind == "bridge":
-        for key in ("bridge", "bridge_from"):
+        for key in BRIDGE_FIELDS:
             obj = event.get(key)
             if isinstance(obj, Mapping) and obj.get("id") == subject:
                 return True
@@ -266,12 +272,13 @@ def check_flow(spec: FlowSpec, bindings: Mapping[str, Any],
 
 
 # --- invariants over a whole app stream -------------------------------------------------------------------
-def check_stream_invariants(app: str, events: Iterable[Mapping[str, Any]], subscribe_all: bool) -> list[str]:
+def check_stream_invariants(app: str, events: Iterable[Mapping[str, Any]], subscribe_all: bool,
+                            fresh: Collection[str]) -> list[str]:
     """Rules that hold for every channel an app hears about, whatever the flow:
     - nothing about a channel after its ChannelDestroyed;
     - StasisEnd only after a StasisStart in this app, and never two StasisStart without a StasisEnd between;
-    - a subscribeAll observer never gets StasisStart/StasisEnd for channels in other apps, and hears about
-      each channel from its ChannelCreated on.
+    - a subscribeAll observer hears about each channel from its ChannelCreated on.
+    Rules about a channel's beginning only apply to `fresh` channels, created during the run.
     """
     out: list[str] = []
     destroyed: set[str] = set()
@@ -293,7 +300,7 @@ def check_stream_invariants(app: str, events: Iterable[Mapping[str, Any]], subsc
             cid = chan["id"]
             if cid in destroyed:
                 once((cid, "after-destroyed"), f"[{app}] channel {cid}: {kind} after its ChannelDestroyed")
-            if subscribe_all and cid not in seen and kind != "ChannelCreated":
+            if subscribe_all and cid in fresh and cid not in seen and kind != "ChannelCreated":
                 once((cid, "created-first"), f"[{app}] (subscribeAll) channel {cid}: first event {kind}, "
                                              f"expected ChannelCreated")
             seen.add(cid)
@@ -308,7 +315,7 @@ def check_stream_invariants(app: str, events: Iterable[Mapping[str, Any]], subsc
                 once((cid, "double-start"), f"[{app}] channel {cid}: StasisStart while already in Stasis")
             in_stasis.add(cid)
         elif kind == "StasisEnd":
-            if cid not in in_stasis:
+            if cid not in in_stasis and cid in fresh:
                 once((cid, "end-without-start"), f"[{app}] channel {cid}: StasisEnd without StasisStart")
             in_stasis.discard(cid)
     return out
@@ -379,7 +386,8 @@ def _b1_caller_hangs_up() -> FlowSpec:
             Ev("ChannelLeftBridge", {"bridge.id": "$H", "channel.id": "$C"}, note="NOTES §b1.6"),
             entered_mixing("$M", "$C"),
             Ev("ChannelVarset", {"variable": "BRIDGEPEER", "value": "$A_NAME"}, note="NOTES §b1.6.2"),
-            Ev("ChannelConnectedLine", note="NOTES §b1.6.3"),
+            Ev("ChannelConnectedLine", {"channel.connected.name": "Conformance", "channel.connected.number": "2000"},
+               note="NOTES §b1.6.3: C now shows the agent leg's caller id (originate callerId 'Conformance <2000>')"),
             Ev("ChannelVarset", {"variable": "RTPAUDIOQOS"}, note="NOTES §b1.7.1"),
             Ev("ChannelHangupRequest", {"cause": 16, "soft": ABSENT}, note="NOTES §b1.7.2: far-end hangup"),
             Ev("ChannelVarset", {"variable": "BRIDGEPEER", "value": ""}, note="NOTES §b1.7.3"),
@@ -390,6 +398,8 @@ def _b1_caller_hangs_up() -> FlowSpec:
             *originated_until_stasis(args=["agent", "$CALL"]),
             entered_mixing("$M", "$A"),
             Ev("ChannelVarset", {"variable": "BRIDGEPEER", "value": "$C_NAME"}, note="NOTES §b1.6.2"),
+            Ev("ChannelConnectedLine", {"channel.connected.number": "$CALLER_NUMBER"},
+               note="the agent leg shows the caller's number once bridged"),
             Ev("ChannelHangupRequest", SOFT_HANGUP, note="NOTES §b1.8.1, §g: DELETE is a soft hangup"),
             Ev("ChannelLeftBridge", {"bridge.id": "$M", "channel.id": "$A"}, note="NOTES §b1.8.2"),
             Ev("StasisEnd", note="NOTES §b1.8.2"),
@@ -485,19 +495,40 @@ def _agent_busy() -> FlowSpec:
     ))
 
 
+def _outbound_calls() -> FlowSpec:
+    return FlowSpec("outbound-calls", "NOTES §a (talk detection), §b2.3, §e.11; main/dial.c", (
+        Track("A", "channel", first=True, last=True, once=CHANNEL_ONCE, required=(
+            Ev("Dial", {"dialstatus": "", "dialstring": "$DIALSTRING", "caller": ABSENT}),
+            Ev("Dial", {"dialstatus": "CONGESTION"}, note="cause 34 maps to CONGESTION"),
+            Ev("ChannelDestroyed", {"cause": 34, "cause_txt": "Circuit/channel congestion"},
+               note="SIP 503 is AST_CAUSE_CONGESTION"),
+        ), forbidden=(NO_CREATED, Ev("StasisStart", note="an unanswered leg never enters Stasis (NOTES §e.4)"))),
+        Track("B", "channel", first=True, last=True, once=(*CHANNEL_ONCE, "ChannelTalkingStarted"), required=(
+            Ev("Dial", {"dialstatus": "", "dialstring": "$DIALSTRING_B", "caller": ABSENT}),
+            Ev("Dial", {"dialstatus": "ANSWER"}),
+            Ev("StasisStart", {"channel.state": "Up", "args": ["outbound"]}, note="only after answer (NOTES §e.4)"),
+            Ev("ChannelTalkingStarted", note="only once TALK_DETECT(set) is on the channel (NOTES §a)"),
+            Ev("ChannelTalkingFinished"),
+            Ev("ChannelHangupRequest", SOFT_HANGUP),
+            Ev("StasisEnd"),
+            Ev("ChannelDestroyed"),
+        ), forbidden=(NO_CREATED,)),
+    ))
+
+
 def _b3_blind_transfer() -> FlowSpec:
     return FlowSpec("b3-blind-transfer", "NOTES §b3 (iii): ARI-driven, no Bridge*Transfer events", (
         Track("C", "channel", first=True, once=CHANNEL_ONCE, required=(
             INBOUND_START, ANSWERED, entered_mixing("$M", "$C"),
-        ), forbidden=(NO_CREATED, Ev("BridgeBlindTransfer", note="NOTES §b3 (iii)"),
-                      Ev("ChannelLeftBridge", {"bridge.id": "$M"}, note="C stays in M throughout"))),
+        ), forbidden=(NO_CREATED, Ev("BridgeBlindTransfer", note="NOTES §b3 (iii)"))),
         Track("A", "channel", first=True, last=True, once=CHANNEL_ONCE, required=(
             *originated_until_stasis(args=["agent", "$CALL"]),
             entered_mixing("$M", "$A"),
             Ev("ChannelLeftBridge", {"bridge.id": "$M", "channel.id": "$A"}, note="removeChannel"),
             Ev("ChannelHangupRequest", SOFT_HANGUP),
             Ev("StasisEnd"),
-            Ev("ChannelDestroyed", {"cause": 16}),
+            Ev("ChannelDestroyed", {"cause": 26, "cause_txt": "Answered elsewhere"},
+               note="DELETE ?reason=answered_elsewhere sets hangup cause 26 (resource_channels.c)"),
         ), forbidden=(NO_CREATED,)),
         Track("T", "channel", first=True, once=CHANNEL_ONCE, required=(
             *originated_until_stasis(agent_res="$TARGET_RES", args=["transfer", "$CALL"]),
@@ -509,6 +540,89 @@ def _b3_blind_transfer() -> FlowSpec:
             Ev("ChannelLeftBridge", {"channel.id": "$A"}),
             Ev("ChannelEnteredBridge", {"channel.id": "$T", "bridge.channels": Contains("$C")}),
         ), forbidden=(NO_BRIDGE_CREATED, Ev("BridgeBlindTransfer"))),
+    ))
+
+
+LOCAL_ONE = r"Local/[^/@]+@[^/]+-[0-9a-f]{8};1"
+LOCAL_TWO = r"Local/[^/@]+@[^/]+-[0-9a-f]{8};2"
+
+
+def _b3_blind_transfer_phone() -> FlowSpec:
+    # The phone REFERs with PJSIP's default transfer handling: Asterisk does the transfer with a Local pair
+    # whose ;1 half takes A's place in M and in the app (testsuite blind_transfer/stasis_bridge_to_same_stasis_app).
+    return FlowSpec("b3-blind-transfer-phone", "NOTES §b3 (i), testsuite external_interaction/blind_transfer", (
+        Track("A", "channel", first=True, last=True, once=(*CHANNEL_ONCE, "BridgeBlindTransfer"), required=(
+            *originated_until_stasis(args=["agent", "$CALL"]),
+            entered_mixing("$M", "$A"),
+            Ev("BridgeBlindTransfer", {"channel.id": "$A", "transferee.id": "$C", "replace_channel.id": "$L1",
+                                       "replace_channel.name": Matches(LOCAL_ONE), "exten": "2000",
+                                       "context": "from-internal", "result": "Success", "is_external": True,
+                                       "bridge.id": "$M"}, note="NOTES §b3 (i)"),
+            Ev("ChannelLeftBridge", {"bridge.id": "$M", "channel.id": "$A"}),
+            Ev("StasisEnd", note="NOTES §b3 (i): A leaves the app"),
+            Ev("ChannelDestroyed", note="then the REFER flow hangs A up; the app originated A, so it hears of it"),
+        ), forbidden=(NO_CREATED,)),
+        Track("L1", "channel", first=True, once=CHANNEL_ONCE, required=(
+            Ev("StasisStart", {"replace_channel.id": "$A", "args": [], "channel.name": Matches(LOCAL_ONE)},
+               note="the ;1 half enters the same app in A's place (NOTES §b3 (i))"),
+            Ev("ChannelEnteredBridge", {"bridge.id": "$M", "channel.id": "$L1"}),
+        ), forbidden=(NO_CREATED,)),
+        Track("L2", "channel", first=True, once=CHANNEL_ONCE, required=(
+            Ev("StasisStart", {"channel.name": Matches(LOCAL_TWO), "channel.dialplan.app_name": "Stasis",
+                               "channel.dialplan.exten": "2000", "channel.dialplan.context": "from-internal"},
+               note="the ;2 half runs 2000@from-internal, whose dialplan calls Stasis() (NOTES §b3 (i))"),
+        ), forbidden=(NO_CREATED,)),
+        Track("M", "bridge", once=("BridgeBlindTransfer",), required=(
+            Ev("BridgeBlindTransfer"),
+            Ev("ChannelLeftBridge", {"channel.id": "$A"}),
+            Ev("ChannelEnteredBridge", {"channel.id": "$L1", "bridge.channels": Contains("$C")},
+               note="the swap: A out, Local ;1 in, the transferee still there (stasis_bridge.c)"),
+        ), forbidden=(NO_BRIDGE_CREATED,)),
+    ))
+
+
+def _b4_attended_transfer_phone() -> FlowSpec:
+    return FlowSpec("b4-attended-transfer-phone",
+                    "NOTES §b4 (i), testsuite attended_transfer/stasis_bridge_to_stasis_bridge", (
+        Track("A", "channel", first=True, last=True, once=(*CHANNEL_ONCE, "BridgeAttendedTransfer"), required=(
+            *originated_until_stasis(args=["agent", "$CALL"]),
+            entered_mixing("$M", "$A"),
+            Ev("BridgeAttendedTransfer", {
+                "transferer_first_leg.id": "$A", "transferer_first_leg_bridge.id": "$M",
+                "transferer_second_leg.id": "$A2", "transferer_second_leg_bridge.id": "$M2",
+                "transferee.id": "$C", "transfer_target.id": "$D", "destination_type": "link",
+                "destination_link_first_leg.id": "$L1", "destination_link_first_leg.name": Matches(LOCAL_ONE),
+                "destination_link_second_leg.id": "$L2", "destination_link_second_leg.name": Matches(LOCAL_TWO),
+                "result": "Success", "is_external": True}, note="NOTES §b4 (i).1"),
+            Ev("ChannelLeftBridge", {"bridge.id": "$M", "channel.id": "$A"}, note="NOTES §b4 (i).2"),
+            Ev("StasisEnd", note="NOTES §b4 (i).2"),
+            Ev("ChannelDestroyed", note="the phone then hangs the leg up; the app originated A"),
+        ), forbidden=(NO_CREATED,)),
+        Track("A2", "channel", first=True, once=CHANNEL_ONCE, required=(
+            INBOUND_START, ANSWERED,
+            entered_mixing("$M2", "$A2"),
+            Ev("BridgeAttendedTransfer"),
+            Ev("ChannelLeftBridge", {"bridge.id": "$M2", "channel.id": "$A2"}, note="NOTES §b4 (i).3"),
+            Ev("StasisEnd", note="NOTES §b4 (i).3"),
+        ), forbidden=(NO_CREATED, NO_DESTROYED_DIALPLAN)),
+        Track("L1", "channel", first=True, once=CHANNEL_ONCE, required=(
+            Ev("StasisStart", {"replace_channel.id": "$A", "channel.name": Matches(LOCAL_ONE)}, note="NOTES §b4 (i).2"),
+            Ev("ChannelEnteredBridge", {"bridge.id": "$M", "channel.id": "$L1"}),
+        ), forbidden=(NO_CREATED,)),
+        Track("L2", "channel", first=True, once=CHANNEL_ONCE, required=(
+            Ev("StasisStart", {"replace_channel.id": "$A2", "channel.name": Matches(LOCAL_TWO)}, note="NOTES §b4 (i).3"),
+            Ev("ChannelEnteredBridge", {"bridge.id": "$M2", "channel.id": "$L2"}),
+        ), forbidden=(NO_CREATED,)),
+        Track("M", "bridge", required=(
+            Ev("BridgeAttendedTransfer"),
+            Ev("ChannelLeftBridge", {"channel.id": "$A"}),
+            Ev("ChannelEnteredBridge", {"channel.id": "$L1", "bridge.channels": Contains("$C")}),
+        ), forbidden=(NO_BRIDGE_CREATED, Ev("BridgeMerged", note="two Stasis bridges are linked, not merged"))),
+        Track("M2", "bridge", required=(
+            Ev("BridgeAttendedTransfer"),
+            Ev("ChannelLeftBridge", {"channel.id": "$A2"}),
+            Ev("ChannelEnteredBridge", {"channel.id": "$L2", "bridge.channels": Contains("$D")}),
+        ), forbidden=(NO_BRIDGE_CREATED, Ev("BridgeMerged"))),
     ))
 
 
@@ -552,8 +666,8 @@ def _b5_snoop() -> FlowSpec:
             Ev("StasisStart", {"args": ["snoop", "$SID"], "channel.name": Matches(r"Snoop/{A}-[0-9a-f]{{8}}", fmt=True),
                                "channel.state": "Up"}, note="NOTES §b5.2, §g"),
             entered_mixing("$SB", "$S"),
-            Ev("ChannelHangupRequest", SOFT_HANGUP),
-            Ev("ChannelLeftBridge", {"bridge.id": "$SB", "channel.id": "$S"}),
+            Ev("ChannelLeftBridge", {"bridge.id": "$SB", "channel.id": "$S"},
+               note="the spied channel hung up, so the snoop channel is hung up too (NOTES §b5.6)"),
             Ev("StasisEnd", note="NOTES §b5.6"),
         ), forbidden=(NO_CREATED, Ev("Dial", note="a snoop channel is not dialed"),
                       Ev("ChannelDestroyed", note="a snoop channel enters Stasis like a dialplan channel: StasisEnd "
@@ -561,14 +675,13 @@ def _b5_snoop() -> FlowSpec:
         Track("W", "channel", first=True, once=CHANNEL_ONCE, required=(
             Ev("StasisStart", {"args": ["whisper", "$SID"], "channel.name": Matches(r"Snoop/{A}-[0-9a-f]{{8}}", fmt=True)},
                note="NOTES §b5.5 whisper=out"),
-            Ev("StasisEnd"),
-        ), forbidden=(NO_CREATED,)),
+            Ev("ChannelHangupRequest", SOFT_HANGUP),
+            Ev("StasisEnd", note="NOTES §b5.6: DELETE /channels/{snoop}"),
+        ), forbidden=(NO_CREATED, NO_DESTROYED_DIALPLAN)),
         Track("SUP", "channel", first=True, once=CHANNEL_ONCE, required=(
             *originated_until_stasis(agent_res="$SUP_RES", args=["supervisor", "$SID"]),
             entered_mixing("$SB", "$SUP"),
         ), forbidden=(NO_CREATED,)),
-        Track("A", "channel", forbidden=(Ev("ChannelLeftBridge", {"bridge.id": "$M"},
-                                            note="snooping does not take the agent out of the call"),)),
     ))
 
 
@@ -596,7 +709,22 @@ def _channel_recording() -> FlowSpec:
             Ev("RecordingStarted", {"recording.state": "recording", "recording.target_uri": Fmt("channel:{C}")}),
             Ev("RecordingFinished", {"recording.state": "done", "recording.target_uri": Fmt("channel:{C}")}),
         ), forbidden=(Ev("RecordingFailed"),)),
+        _channel_recording_bridged(),
+        Track("CB", "bridge", last=True, once=("BridgeDestroyed",), required=(
+            Ev("ChannelEnteredBridge", {"channel.id": "$C"}),
+            Ev("ChannelLeftBridge", {"channel.id": "$C", "bridge.channels": []},
+               note="DELETE /bridges/{id} puts its channels out first"),
+            Ev("BridgeDestroyed", {"bridge.channels": []}),
+        ), forbidden=(NO_BRIDGE_CREATED,)),
     ))
+
+
+def _channel_recording_bridged() -> Track:
+    return Track("BRIDGED", "recording", first=True, last=True, required=(
+        Ev("RecordingFailed", {"recording.state": "failed", "recording.cause": "Cannot record channel while in bridge",
+                               "recording.target_uri": Fmt("channel:{C}")},
+           note="record_file() refuses a bridged channel (res_stasis_recording.c, asterisk#2044)"),
+    ), forbidden=(Ev("RecordingStarted"),))
 
 
 def _playback() -> FlowSpec:
@@ -607,33 +735,60 @@ def _playback() -> FlowSpec:
             Ev("PlaybackFinished", {"playback.state": "done", "playback.target_uri": Fmt("channel:{C}")},
                note="NOTES §b1.3"),
         )),
-        Track("P2", "playback", first=True, last=True, once=("PlaybackStarted", "PlaybackFinished"), required=(
-            Ev("PlaybackStarted", {"playback.state": "playing", "playback.media_uri": "sound:tt-monkeys",
-                                   "playback.next_media_uri": "digits:1234"}),
-            Ev("PlaybackContinuing", {"playback.media_uri": "digits:1234"}),
-            Ev("PlaybackFinished", {"playback.state": "done"}),
-        )),
         Track("P3", "playback", first=True, last=True, once=("PlaybackStarted", "PlaybackFinished"), required=(
             Ev("PlaybackStarted", {"playback.state": "playing", "playback.target_uri": Fmt("bridge:{M}")}),
             Ev("PlaybackFinished", {"playback.target_uri": Fmt("bridge:{M}")}),
         )),
-        Track("P4", "playback", first=True, last=True, required=(
+        Track("P4", "playback", first=True, last=True, once=("PlaybackFinished",), required=(
             Ev("PlaybackStarted", {"playback.state": "playing"}),
+            Ev("PlaybackStarted", {"playback.state": "playing"},
+               note="unpause publishes 'playing' again (res_stasis_playback.c playback_unpause)"),
             Ev("PlaybackFinished", {"playback.state": "done"}, note="DELETE /playbacks/{id} stops it"),
+        ), forbidden=(Ev("PlaybackContinuing"),)),
+    ))
+
+
+def _playback_multi() -> FlowSpec:
+    return FlowSpec("playback-multi", "res_stasis_playback.c, res_ari_channels.c (media parameter)", (
+        # res_stasis_playback.c play_on_channel(): per media a "playing" update (PlaybackStarted), then after each
+        # media but the last a "continuing" one for the media just played (PlaybackContinuing), then "done".
+        Track("P2", "playback", first=True, last=True, once=("PlaybackContinuing", "PlaybackFinished"), required=(
+            Ev("PlaybackStarted", {"playback.state": "playing", "playback.media_uri": "sound:tt-monkeys",
+                                   "playback.next_media_uri": "digits:12"}),
+            Ev("PlaybackContinuing", {"playback.state": "continuing", "playback.media_uri": "sound:tt-monkeys",
+                                      "playback.next_media_uri": "digits:12"},
+               note="playback_final_update() runs before media_index moves on"),
+            Ev("PlaybackStarted", {"playback.state": "playing", "playback.media_uri": "digits:12",
+                                   "playback.next_media_uri": ABSENT},
+               note="playback_first_update() publishes 'playing' for every media"),
+            Ev("PlaybackFinished", {"playback.state": "done", "playback.media_uri": "digits:12"}),
+        )),
+        Track("P5", "playback", first=True, last=True, once=("PlaybackStarted", "PlaybackFinished"), required=(
+            Ev("PlaybackStarted", {"playback.media_uri": "digits:42", "playback.next_media_uri": ABSENT},
+               note="a repeated media parameter keeps only the last value"),
+            Ev("PlaybackFinished", {"playback.state": "done"}),
         )),
     ))
 
 
 def _dtmf_hold() -> FlowSpec:
     return FlowSpec("dtmf-hold", "NOTES §a (ChannelDtmfReceived: on DTMF end; ChannelHold: channel-initiated)", (
-        Track("C", "channel", first=True, once=CHANNEL_ONCE, required=(
+        # once: POST /channels/{id}/hold is an indication to the far end and gives no ChannelHold (NOTES §c).
+        Track("C", "channel", first=True, last=True, once=(*CHANNEL_ONCE, "ChannelHold", "ChannelUnhold"), required=(
             INBOUND_START, ANSWERED,
             Ev("ChannelDtmfReceived", {"digit": "5"}),
             Ev("ChannelDtmfReceived", {"digit": "#"}),
-            Ev("ChannelHold"),
+            Ev("ChannelHold", note="the far end put the call on hold"),
             Ev("ChannelUnhold"),
-            Ev("ChannelVarset", {"variable": "CS_MARK", "value": "1"}, note="POST /channels/{id}/variable"),
+            Ev("ChannelVarset", {"variable": "CS_MARK", "value": "1"},
+               note="POST /channels/{id}/variable goes through pbx_builtin_setvar_helper, which publishes it"),
+            Ev("ChannelCallerId", {"channel.caller.name": "Renamed Caller"},
+               note="CALLERID(name) write: func_callerid -> ast_channel_set_caller_event -> ChannelCallerId"),
+            Ev("ChannelUserevent", {"eventname": "cs-conformance"}, note="POST /events/user/{eventName}"),
+            Ev("ChannelHangupRequest", SOFT_HANGUP),
+            Ev("StasisEnd"),
         ), forbidden=(
+            NO_CREATED, NO_DESTROYED_DIALPLAN,
             Ev("ChannelDtmfReceived", {"digit": OneOf(("7", "8", "9"))},
                note="DTMF the app sends to the far end is not 'received'"),
         )),
@@ -643,6 +798,8 @@ def _dtmf_hold() -> FlowSpec:
 def _create_dial() -> FlowSpec:
     return FlowSpec("create-dial", "NOTES §c (create/dial), §e.4", (
         Track("A", "channel", first=True, once=CHANNEL_ONCE, required=(
+            Ev("ChannelVarset", {"variable": "STASISSTATUS", "value": ""},
+               note="ari_channel_thread runs the Stasis() application, whose app_exec sets it first"),
             Ev("StasisStart", {"channel.state": "Down", "args": ["created", "$CALL"]},
                note="POST /channels/create: StasisStart at once, in state Down (NOTES §e.4)"),
             Ev("Dial", {"dialstatus": "", "caller.id": "$C", "peer.id": "$A"},
@@ -676,13 +833,14 @@ def _endpoint_state() -> FlowSpec:
 
 def _move_continue() -> FlowSpec:
     return FlowSpec("move-continue", "NOTES §b3 (iii): continue, move, ApplicationMoveFailed", (
-        Track("C", "channel", first=True, once=("ChannelCreated", "ApplicationMoveFailed"), required=(
+        # last: once the channel has moved, the first app hears nothing more about it.
+        Track("C", "channel", first=True, last=True, once=("ChannelCreated", "ApplicationMoveFailed"), required=(
             INBOUND_START, ANSWERED,
-            Ev("ApplicationMoveFailed", {"destination": "$NO_APP", "channel.id": "$C"},
+            Ev("ApplicationMoveFailed", {"destination": "$NO_APP", "channel.id": "$C", "args": []},
                note="move to an app that is not registered"),
             Ev("StasisEnd", note="move: StasisEnd in this app"),
         ), forbidden=(NO_CREATED,)),
-        Track("C", "channel", app="$APP2", first=True, required=(
+        Track("C", "channel", app="$APP2", first=True, last=True, required=(
             Ev("StasisStart", {"args": ["moved", "$CALL"]}, note="move: StasisStart in the other app"),
             Ev("StasisEnd", note="continue: StasisEnd, then the dialplan has the channel"),
         )),
@@ -696,6 +854,7 @@ def _observer() -> FlowSpec:
     return FlowSpec("observer-subscribeAll", "NOTES §a, §d (subscribeAll), res/stasis/app.c", (
         Track("C", "channel", app="$OBSERVER", first=True, last=True, once=CHANNEL_ONCE, required=(
             Ev("ChannelCreated"),
+            Ev("ChannelDialplan", {"dialplan_app": "Stasis"}, note="the caller's dialplan reaches Stasis()"),
             Ev("ChannelDestroyed"),
         ), forbidden=(Ev("StasisStart", note="StasisStart goes to the app the channel enters only"),)),
         Track("A", "channel", app="$OBSERVER", first=True, last=True, once=CHANNEL_ONCE, required=(
@@ -711,6 +870,8 @@ def _observer() -> FlowSpec:
 
 FLOWS: dict[str, FlowSpec] = {spec.name: spec for spec in (
     _b1_caller_hangs_up(), _b1_agent_hangs_up(), _b2_caller_abandons(), _agent_no_answer(), _agent_busy(),
-    _b3_blind_transfer(), _b4_attended_transfer(), _b5_snoop(), _b6_bridge_recording(), _channel_recording(),
-    _playback(), _dtmf_hold(), _create_dial(), _endpoint_state(), _move_continue(), _observer(),
+    _outbound_calls(),
+    _b3_blind_transfer(), _b4_attended_transfer(), _b3_blind_transfer_phone(), _b4_attended_transfer_phone(),
+    _b5_snoop(), _b6_bridge_recording(), _channel_recording(),
+    _playback(), _playback_multi(), _dtmf_hold(), _create_dial(), _endpoint_state(), _move_continue(), _observer(),
 )}

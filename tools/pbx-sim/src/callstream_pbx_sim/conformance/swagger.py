@@ -10,7 +10,8 @@ Swagger 1.2 as Asterisk uses it:
 - polymorphism through `subTypes` and a `discriminator` (`Message` -> `Event` -> `StasisStart`, ...): an
   object validates against the model named by its discriminator and every ancestor's fields;
 - unknown fields are reported, because Asterisk's JSON never carries fields outside its models, with one
-  documented exception: `max_channels` on `Endpoint` (NOTES §g).
+  documented exception: `max_channels` on `Endpoint` (NOTES §g); likewise values outside `allowableValues`,
+  except `"paused"` for `Playback.state`, which Asterisk's own res_stasis_playback.c reports.
 
 Dates must have Asterisk's exact shape (`2025-04-22T17:26:05.072+0200`: milliseconds, no colon in the
 offset), which is stricter than the api-docs themselves but is what every Asterisk emits (NOTES §a).
@@ -32,6 +33,9 @@ PRIMITIVES = frozenset({"string", "boolean", "int", "long", "double", "Date", "o
 
 # Fields Asterisk sends although the model lacks them (NOTES §g). Nothing else is tolerated.
 DOCUMENTED_EXTRA_FIELDS: Mapping[str, frozenset[str]] = {"Endpoint": frozenset({"max_channels"})}
+# Values Asterisk sends although the model's allowableValues lack them: a paused playback is reported as
+# "paused" (res_stasis_playback.c state_to_string), which Playback.state does not list.
+DOCUMENTED_EXTRA_VALUES: Mapping[tuple[str, str], frozenset[str]] = {("Playback", "state"): frozenset({"paused"})}
 
 _LIST_RE = re.compile(r"^List\[(.+)\]$")
 _PATH_PARAM_RE = re.compile(r"\{([^}/]+)\}")
@@ -153,9 +157,11 @@ def _short(value: Any, limit: int = 60) -> str:
 class Validator:
     """Validates JSON values against the api-docs models; every problem becomes one readable line."""
 
-    def __init__(self, docs: ApiDocs, extra_fields: Mapping[str, frozenset[str]] = DOCUMENTED_EXTRA_FIELDS) -> None:
+    def __init__(self, docs: ApiDocs, extra_fields: Mapping[str, frozenset[str]] = DOCUMENTED_EXTRA_FIELDS,
+                 extra_values: Mapping[tuple[str, str], frozenset[str]] = DOCUMENTED_EXTRA_VALUES) -> None:
         self.docs = docs
         self.extra_fields = extra_fields
+        self.extra_values = extra_values
 
     def validate_message(self, message: Any, where: str = "message") -> list[str]:
         """A WebSocket message: its `type` names a model under `Message`, whose chain of fields applies."""
@@ -240,7 +246,8 @@ class Validator:
             prop_type = str(spec.get("type", "string"))
             before = len(out)
             self._check(value[prop], prop_type, sub_where, out)
-            if len(out) == before and "allowableValues" in spec:
+            if (len(out) == before and "allowableValues" in spec
+                    and value[prop] not in self.extra_values.get((model_name, prop), frozenset())):
                 self._check_allowable(value[prop], spec["allowableValues"], sub_where, out)
         allowed_extra = self.extra_fields.get(model_name, frozenset())
         for key in value:
