@@ -272,3 +272,31 @@ async def test_kafka_down_for_30_s_under_load_loses_and_reorders_nothing(
 async def sim_quiet(sim: SimProcess, injected: int) -> bool:
     counters = await sim.ctl("GET", "/counters")
     return counters["calls_injected"] == injected and counters["channels"] == 0
+
+
+async def test_malformed_frames_are_dead_lettered_in_sequence_and_the_gateway_carries_on(
+    topics: ServiceSettings, sim: SimProcess, events: TopicReader, tmp_path: Path
+) -> None:
+    dead = await TopicReader(topics, TopicName.ARI_EVENTS, PBX, dlq=True).start()
+    gateway = GatewayProcess(topics, sim, PBX, tmp_path).start()
+    try:
+        await gateway.ready()
+        for garbage in ('{"type": "StasisStart", "truncated', "[1, 2, 3]", '{"no_type": true}'):
+            sent = await sim.ctl("POST", "/websocket/raw", {"text": garbage})
+            assert sent["sent"] == 1
+        channel = (await sim.ctl("POST", "/calls", {"did": DID, "caller_number": "+15553330000",
+                                                    "patience_s": 300}))["channel_id"]
+        await until(lambda: len(dead.records) == 3 and any(
+            e.get("channel", {}).get("id") == channel for e in ari_events(events)), what="letters, then the call")
+        assert (await gateway.ready())["pbx_connected"] is True  # still the same connection
+    finally:
+        gateway.terminate()
+        await dead.stop()
+    assert [r.value for r in dead.records] == [b'{"type": "StasisStart", "truncated', b"[1, 2, 3]",
+                                               b'{"no_type": true}']
+    headers = [dict(r.headers) for r in dead.records]
+    assert all(h["dlq.reason"].startswith(b"malformed ARI frame") for h in headers)
+    # The letters took their place in the gateway's sequence: nothing before or after them is missing.
+    seqs = sorted([m.seq for m in events.messages] + [int(h["seq"]) for h in headers])
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    assert len(events.of_type("gateway.connected")) == 1

@@ -83,6 +83,11 @@ class TrafficIn(_Body):
     dids: list[DidConfig] | None = None
 
 
+class RawFrameIn(_Body):
+    text: str
+    app: str | None = None
+
+
 class FirehoseIn(_Body):
     count: int = Field(ge=1, le=100_000_000)
     app: str | None = None
@@ -236,6 +241,19 @@ async def refuse_websockets(request: web.Request) -> web.Response:
     sessions.refuse = body.refuse
     sessions.refuse_mode = body.mode
     return json_response({"refuse": sessions.refuse, "mode": sessions.refuse_mode})
+
+
+@routes.post("/_sim/websocket/raw")
+async def send_raw_frame(request: web.Request) -> web.Response:
+    """A text frame sent as is to the app's event WebSockets, for testing clients against garbage (a broken
+    proxy, a truncated message): Asterisk itself never sends one. Not counted as an event."""
+    pbx = pbx_of(request)
+    body = await _body(request, RawFrameIn)
+    name = body.app or pbx.default_app
+    targets = [c for c in pbx.sessions.clients if name in c.apps]
+    for client in targets:
+        client.send(body.text.encode())
+    return json_response({"sent": len(targets), "app": name})
 
 
 @routes.get("/_sim/outcomes")
