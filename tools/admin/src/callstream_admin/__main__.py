@@ -33,7 +33,7 @@ def _plan(settings: ServiceSettings) -> list:  # type: ignore[type-arg]
 
 async def topics(settings: ServiceSettings) -> None:
     created = await ensure_topics(settings.kafka_bootstrap, _plan(settings))
-    log.info("topics ready", extra={"created": created, "prefix": settings.topic_prefix})
+    log.info("topics ready", extra={"topics_created": created, "topic_prefix": settings.topic_prefix})
 
 
 async def migrate(settings: ServiceSettings) -> None:
