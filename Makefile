@@ -56,10 +56,7 @@ test-unit: env
 	@$(PY) -m pytest -m "not stack"
 
 demo: env stack-up
-	@$(PY) -m callstream_admin topics
-	@$(PY) -m callstream_admin migrate
-	@python3 tools/stack/stack.py status
-	@echo "Topics and the common schema are ready. The services arrive with their issues (see docs/README.md)."
+	@$(PY) tools/demo.py
 
 # --- PBX simulator (tools/pbx-sim) -------------------------------------------------------------------
 ARI_DOCS ?= $(abspath $(ROOT)/../shared/ari/api-docs)
