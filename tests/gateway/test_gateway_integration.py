@@ -300,3 +300,48 @@ async def test_malformed_frames_are_dead_lettered_in_sequence_and_the_gateway_ca
     seqs = sorted([m.seq for m in events.messages] + [int(h["seq"]) for h in headers])
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
     assert len(events.of_type("gateway.connected")) == 1
+
+
+async def test_commands_for_one_channel_run_in_order_while_others_run_alongside(
+    topics: ServiceSettings, sim: SimProcess, producer: Producer, tmp_path: Path
+) -> None:
+    commands = topic_name(TopicName.ARI_COMMANDS, topics.topic_prefix)
+    results = await TopicReader(topics, TopicName.ARI_COMMAND_RESULTS, PBX).start()
+    gateway = GatewayProcess(topics, sim, PBX, tmp_path).start()
+    try:
+        await gateway.ready()
+        channels = [(await sim.ctl("POST", "/calls", {"did": DID, "caller_number": f"+155544400{n}",
+                                                      "patience_s": 300}))["channel_id"] for n in range(3)]
+        for n in range(60):
+            command = c.AriCommand(command_id=f"order-{n}", operation=c.VariableSet(
+                channel_id=channels[n % 3], variable="STEP", value=str(n)))
+            headers, value = encode(new_envelope(command, tenant=topics.tenant, producer="test", pbx_id=PBX))
+            await producer.send_raw(commands, key=PBX, value=value, headers=headers)
+        await until(lambda: len(results.messages) >= 60, what="60 results")
+    finally:
+        gateway.terminate()
+        await results.stop()
+    log = (await sim.ctl("GET", "/requests", since=0))["requests"]
+    for channel in channels:
+        steps = [int(r["params"]["value"]) for r in log if r["path"] == f"/ari/channels/{channel}/variable"]
+        assert steps == sorted(steps) and len(steps) == 20, steps
+    assert {m.body.outcome for m in results.messages} == {"ok"}
+
+
+async def test_a_replaced_pbx_is_announced(topics: ServiceSettings, events: TopicReader, tmp_path: Path) -> None:
+    first = await SimProcess(tmp_path, entity_id="02:00:00:00:00:0a").start()
+    gateway = GatewayProcess(topics, first, PBX, tmp_path).start()
+    second: SimProcess | None = None
+    try:
+        await gateway.ready()
+        await first.stop()
+        second = await SimProcess(tmp_path, entity_id="02:00:00:00:00:0b", port=first.port).start()
+        await until(lambda: events.of_type("gateway.entity-changed"), timeout=30, what="the entity change")
+    finally:
+        gateway.terminate()
+        if second is not None:
+            await second.stop()
+    change = events.of_type("gateway.entity-changed")[0].body
+    assert (change.previous_asterisk_id, change.asterisk_id) == ("02:00:00:00:00:0a", "02:00:00:00:00:0b")
+    connected = events.of_type("gateway.connected")
+    assert [m.body.asterisk_id for m in connected] == ["02:00:00:00:00:0a", "02:00:00:00:00:0b"]
