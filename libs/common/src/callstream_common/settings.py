@@ -51,6 +51,11 @@ class ServiceSettings(BaseSettings):
         default=SecretStr("postgresql://callstream:callstream@127.0.0.1:15432/callstream"),
         description="Business database; a secret so that it never appears in logs or reprs.",
     )
+    pbx_pg_dsn: SecretStr = Field(
+        default=SecretStr("postgresql://callstream:callstream@127.0.0.1:15432/callstream_pbx"),
+        description="PBX database (PJSIP realtime, read by every Asterisk node): a separate database, in "
+        "production its own cluster, usually behind pgbouncer.",
+    )
     pg_pool_max: int = Field(default=10, ge=1, le=200)
     # pgbouncer in transaction mode cannot hold prepared statements across transactions (1.18 and older).
     pg_statement_cache_size: int = Field(default=100, ge=0)

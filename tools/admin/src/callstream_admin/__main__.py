@@ -1,11 +1,15 @@
-"""callstream-admin: create the catalogue's topics, apply the common SQL migrations.
+"""callstream-admin: create the catalogue's topics, set up the databases, load the site configuration.
 
-  python -m callstream_admin topics     # idempotent; fails on a topic with the wrong partition count
-  python -m callstream_admin migrate    # idempotent; the common migrations (services apply their own)
-  python -m callstream_admin plan       # print the topics that `topics` would create
+  python -m callstream_admin topics            # idempotent; fails on a topic with the wrong partition count
+  python -m callstream_admin migrate           # idempotent; common + config migrations to the business database,
+                                               # pbx migrations to the PBX database (created if missing)
+  python -m callstream_admin plan              # print the topics that `topics` would create
+  python -m callstream_admin site check FILE   # validate a site description (docs/site.example.yaml)
+  python -m callstream_admin site load FILE    # apply it: business database + agents' phones in the PBX database
 
-Settings are the common ones (CALLSTREAM_* variables, --config FILE, --kafka-bootstrap ..., see
-libs/common/src/callstream_common/settings.py). Exit status: 0 done, 1 failed, 2 invalid settings.
+Settings are the common ones (CALLSTREAM_* variables, --config FILE, --kafka-bootstrap ..., --pg-dsn ...,
+--pbx-pg-dsn ..., see libs/common/src/callstream_common/settings.py).
+Exit status: 0 done, 1 failed, 2 invalid settings or input.
 """
 
 from __future__ import annotations
@@ -16,14 +20,15 @@ import sys
 
 import asyncpg
 
+from callstream_admin.databases import CommandError, migrate
+from callstream_admin.sitecmd import site_main
 from callstream_common.kafka.admin import TopicMismatch, ensure_topics, plan_topics
 from callstream_common.logs import setup_logging
 from callstream_common.settings import ServiceSettings, SettingsError, load_settings
-from callstream_common.sql import MigrationError, apply_migrations, load_migrations
-from callstream_common.sql.migrations_runner import COMMON_MIGRATIONS
+from callstream_common.sql import MigrationError
 
 log = logging.getLogger("callstream_admin")
-COMMANDS = ("topics", "migrate", "plan")
+COMMANDS = ("topics", "migrate", "plan", "site")
 
 
 def _plan(settings: ServiceSettings) -> list:  # type: ignore[type-arg]
@@ -36,22 +41,14 @@ async def topics(settings: ServiceSettings) -> None:
     log.info("topics ready", extra={"topics_created": created, "topic_prefix": settings.topic_prefix})
 
 
-async def migrate(settings: ServiceSettings) -> None:
-    connection = await asyncpg.connect(settings.pg_dsn.get_secret_value())
-    try:
-        applied = await apply_migrations(connection, "common", load_migrations(COMMON_MIGRATIONS),
-                                         service=settings.service)
-    finally:
-        await connection.close()
-    log.info("migrations applied", extra={"versions": applied})
-
-
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] not in COMMANDS:
         print(__doc__, file=sys.stderr)
         return 2
     command, rest = args[0], args[1:]
+    if command == "site":
+        return site_main(rest)
     try:
         settings = load_settings(ServiceSettings, rest, service="admin")
     except SettingsError as exc:
@@ -64,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         asyncio.run(topics(settings) if command == "topics" else migrate(settings))
-    except (TopicMismatch, MigrationError, OSError) as exc:
+    except (TopicMismatch, MigrationError, CommandError, asyncpg.PostgresError, OSError) as exc:
         log.error("%s failed: %s", command, exc)
         return 1
     return 0
