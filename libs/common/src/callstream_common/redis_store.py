@@ -20,6 +20,44 @@ def key(tenant: str, *parts: str) -> str:
     return ":".join((ROOT, tenant, *parts))
 
 
+# Agents' availability (availability.py). Its Lua scripts meet agents and queues while they run, so they get
+# the `*_prefix` forms below and append `<agent_id>`, `<pbx_id>` or `<pbx_id>:<queue_id>` exactly as the
+# full builders do (tests/stack/test_availability.py checks that both spell the same keys).
+
+
+def agent_key(tenant: str, agent_id: str) -> str:
+    """Hash of one agent: state, PBX, endpoint, call, skills, queues, ordering inputs (availability.py)."""
+    return key(tenant, "agent", agent_id)
+
+
+def agent_key_prefix(tenant: str) -> str:
+    return key(tenant, "agent") + ":"
+
+
+def ready_key(tenant: str, pbx_id: str, queue_id: str) -> str:
+    """Sorted set of the agents available for a queue on a PBX, scored by the queue's strategy."""
+    return key(tenant, "ready", pbx_id, queue_id)
+
+
+def ready_key_prefix(tenant: str) -> str:
+    return key(tenant, "ready") + ":"
+
+
+def pbx_agents_key(tenant: str, pbx_id: str) -> str:
+    """Set of the ids of the agents assigned to a PBX, whatever their state (snapshot, counts)."""
+    return key(tenant, "pbx-agents", pbx_id)
+
+
+def pbx_agents_key_prefix(tenant: str) -> str:
+    return key(tenant, "pbx-agents") + ":"
+
+
+def call_agents_key(tenant: str) -> str:
+    """Hash: call id -> the space-separated ids of the agents holding that call (a field, since call ids
+    may contain ':')."""
+    return key(tenant, "call-agents")
+
+
 def tenant_pattern(tenant: str) -> str:
     """A SCAN pattern matching every key of a tenant."""
     return f"{ROOT}:{tenant}:*"
