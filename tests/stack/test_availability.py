@@ -477,3 +477,30 @@ async def test_the_keys_the_scripts_write_are_the_keys_redis_store_builds(
     assert found == expected
     assert await redis_client.zrange(ready_key(tenant, PBX, QUEUE), 0, -1) == [b"k2"]
     assert await redis_client.hget(call_agents_key(tenant), "call-with:colon") == b"k1"
+
+
+# The router's two extra reservations ----------------------------------------------------------------------------
+
+async def test_reserve_skips_the_excluded_agents_and_leaves_them_ready(store: Availability) -> None:
+    await add_agent(store, "a1", available_at=0)
+    await add_agent(store, "a2", available_at=5)
+    taken = await store.reserve(PBX, QUEUE, "c1", at(10), exclude=["a1"])
+    assert taken is not None and taken.agent_id == "a2"
+    # a1 was skipped, not dropped: another call still gets it, and the excluded call gets nobody more.
+    assert await store.reserve_all(PBX, QUEUE, "c2", at(10), exclude=["a1"]) == []
+    again = await store.reserve(PBX, QUEUE, "c3", at(10))
+    assert again is not None and again.agent_id == "a1"
+
+
+async def test_reserve_agent_takes_that_agent_only_if_available_and_is_idempotent(store: Availability) -> None:
+    await add_agent(store, "a1", available_at=0)
+    await add_agent(store, "a2", available_at=None)  # logged out
+    assert await store.reserve_agent(PBX, "a2", "c1", at(1)) is None
+    assert await store.reserve_agent(OTHER_PBX, "a1", "c1", at(1)) is None
+    taken = await store.reserve_agent(PBX, "a1", "c1", at(1))
+    assert taken == Reservation("a1", "PJSIP/a1", False)
+    assert await store.reserve_agent(PBX, "a1", "c1", at(2)) == Reservation("a1", "PJSIP/a1", True)
+    assert await store.reserve_agent(PBX, "a1", "c2", at(2)) is None  # one call per agent
+    assert await store.reserve(PBX, QUEUE, "c3", at(2)) is None  # out of the ready set too
+    assert (await store.release("a1", "c1", now=at(3))).applied
+    assert (await store.reserve(PBX, QUEUE, "c3", at(4))) is not None

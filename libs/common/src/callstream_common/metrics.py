@@ -71,3 +71,47 @@ GATEWAY_COMMANDS = Counter(
     "Commands by operation and outcome (ok, error, expired, rejected, repeated).",
     ["pbx_id", "op", "outcome"],
 )
+
+# --- agent-state ----------------------------------------------------------------------------------------
+AGENT_STATE_INPUTS = Counter(
+    "callstream_agent_state_inputs_total",
+    "Machine inputs fed to an agent, by input type and outcome (applied, rejected, unknown_agent).",
+    ["input", "outcome"],
+)
+AGENT_STATE_REJECTIONS = Counter(
+    "callstream_agent_state_rejections_total",
+    "Inputs the machine refused (late, repeated, out of order), by input type and reason; never an error.",
+    ["input", "reason"],
+)
+AGENT_STATE_TRANSITIONS = Counter(
+    "callstream_agent_state_transitions_total", "agent.state-changed events, by previous and new state.",
+    ["from_state", "to_state"],
+)
+AGENT_STATE_REDIS_CONFLICTS = Counter(
+    "callstream_agent_state_redis_conflicts_total",
+    "State changes Redis refused for another reason than a router reservation (the store disagrees).",
+    ["to_state"],
+)
+
+# --- router -----------------------------------------------------------------------------------------------
+ROUTER_INPUTS = Counter(
+    "callstream_router_inputs_total", "Inputs fed to the router's decider, by input type.", ["input"],
+)
+ROUTER_NOTES = Counter(
+    "callstream_router_notes_total",
+    "Inputs the decider ignored or could not act on (late, repeated, unknown), by kind; never an error.",
+    ["kind"],
+)
+ROUTER_RESERVATIONS = Counter(
+    "callstream_router_reservations_total",
+    "Reservations asked of Redis, by kind (queue, ring_all, agent) and outcome (taken, none).",
+    ["kind", "outcome"],
+)
+ROUTER_CALL_EVENTS = Counter(
+    "callstream_router_call_events_total", "Call events the router produced, by type.", ["type"],
+)
+ROUTER_DECIDE_LATENCY = Histogram(
+    "callstream_router_decide_seconds",
+    "One input's processing: decide, Redis intents and fed-back answers, produce (not the table write).",
+    buckets=LATENCY_BUCKETS,
+)

@@ -73,7 +73,7 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     ),
     TopicSpec(
         TopicName.CALLS, Key.PBX_ID, True, 30 * DAY_MS,
-        ("router",), ("stats", "agent-state", "dialer"),
+        ("router",), ("router", "stats", "agent-state", "dialer"),
         "Call domain events: queued, offered, answered, abandoned, transferred, overflowed, ended.",
     ),
     TopicSpec(

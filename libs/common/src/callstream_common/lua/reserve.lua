@@ -11,6 +11,11 @@ local now = args.now
 local threshold = tonumber(args.threshold)
 local skill = args.skill
 local BATCH = 64
+-- Agents not to take (those that just missed this call): skipped, and left in the set for other calls.
+local exclude = {}
+if args.exclude ~= nil and args.exclude ~= NULL then
+    for _, agent_id in ipairs(args.exclude) do exclude[agent_id] = true end
+end
 
 -- A replayed reservation (the router re-processing an input after a crash) gets the agents the call
 -- already holds instead of taking more: otherwise the first ones would stay reserved for nobody.
@@ -46,8 +51,8 @@ while budget > 0 do
             redis.call('ZREM', ready, agent_id)
             removed = removed + 1
         else
-            local eligible = true
-            if skill ~= NULL then eligible = tonumber(cjson.decode(h[3])[skill] or 0) >= threshold end
+            local eligible = not exclude[agent_id]
+            if eligible and skill ~= NULL then eligible = tonumber(cjson.decode(h[3])[skill] or 0) >= threshold end
             if eligible then
                 redis.call('ZREM', ready, agent_id)
                 leave_ready(agent_id, pbx_id, h[5])

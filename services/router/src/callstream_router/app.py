@@ -1,0 +1,203 @@
+"""The router faust app: the handler registry, in one place.
+
+| source | handler | decider inputs |
+|---|---|---|
+| `ari.events` | `on_ari` | raw ARI events (`parse_ari_event`); gateway.snapshot, gateway.entity-changed as Snapshot |
+| `agents` | `on_agents` | agent.state-changed to available, as AgentFreed |
+| `cms.commands` | `on_cms` | transfers (blind, attended start/finish); other commands are not the router's |
+| `ari.command-results` | `on_results` | failures of the router's commands (`from_command_result`) |
+| `router.ticks` (internal) | `on_tick` | `due_deadlines` of the partition's PBXs, as Deadline |
+| `calls` | `on_calls` | none: the `calls`/`call_legs` SQL projection of the router's own events |
+
+State: one RouterState per PBX in the `router-state` table, keyed by pbx_id. Every source is keyed by pbx_id
+with the same partition count, so a PBX's inputs and its state share one partition (the table's changelog
+partition is that of the input being processed), and a restarted or re-balanced worker resumes from the
+changelog. The timer cannot write tables (it is no stream): it sends one tick per owned partition to the
+co-partitioned internal ticks topic, whose handler runs that partition's deadlines.
+
+Every input's `now` is its record's timestamp, and its origin its position, so re-processing it makes the same
+decisions with the same ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+from typing import Any
+
+from faust.types import EventT, StreamT
+
+from callstream_common.availability import Availability
+from callstream_common.kafka.faust_app import CallstreamApp, create_app, decoded, source_topic
+from callstream_common.messages.agents import AgentState, AgentStateChanged
+from callstream_common.messages.ari import GatewayEntityChanged, GatewaySnapshot, RawAriEvent
+from callstream_common.messages.calls import CallEvent
+from callstream_common.messages.cms import TransferAttendedFinish, TransferAttendedStart, TransferBlind
+from callstream_common.messages.commands import AriCommandResult
+from callstream_common.redis_store import create_redis
+from callstream_common.site import CONFIG_COMPONENT, CONFIG_MIGRATIONS, load_config
+from callstream_common.sql import apply_migrations, create_pool, load_migrations
+from callstream_common.sql.migrations_runner import COMMON_MIGRATIONS
+from callstream_common.topics import TopicName, topic_name
+
+from callstream_router import ids, projection
+from callstream_router.inputs import (
+    AgentFreed,
+    CmsTransfer,
+    RouterInput,
+    from_command_result,
+    from_entity_changed,
+    from_snapshot,
+    parse_ari_event,
+)
+from callstream_router.processor import Processor, Runtime, Topics
+from callstream_router.settings import RouterSettings
+from callstream_router.site_config import router_configs
+
+log = logging.getLogger(__name__)
+
+TICKS = "router.ticks"
+TICKS_RETENTION_S = 3600.0  # a tick is worth nothing once the next one is there
+
+
+def origin_of(event: EventT[Any]) -> str:
+    return ids.position(event.message.topic, event.message.partition, event.message.offset)
+
+
+def time_of(event: EventT[Any]) -> datetime:
+    """The record's timestamp: the input's `now`, the same on every re-processing (so are its outputs)."""
+    return datetime.fromtimestamp(event.message.timestamp, UTC)
+
+
+def ari_input(body: object, origin: str, now: datetime) -> RouterInput | None:
+    if isinstance(body, RawAriEvent):
+        return parse_ari_event(body.data, origin)
+    if isinstance(body, GatewaySnapshot):
+        return from_snapshot(body, origin)
+    if isinstance(body, GatewayEntityChanged):
+        return from_entity_changed(body, origin, now)
+    return None  # gateway.connected / disconnected: the snapshot that follows is what matters
+
+
+def agents_input(body: object, origin: str) -> RouterInput | None:
+    if isinstance(body, AgentStateChanged) and body.state == AgentState.AVAILABLE \
+            and body.previous_state != AgentState.AVAILABLE:
+        return AgentFreed(origin, body.agent_id, body.at)
+    return None
+
+
+def cms_input(body: object, origin: str) -> RouterInput | None:
+    if isinstance(body, TransferBlind | TransferAttendedStart | TransferAttendedFinish):
+        return CmsTransfer(origin, body)
+    return None  # agent and campaign commands: agent-state's and the dialer's
+
+
+async def open_runtime(settings: RouterSettings, stack: AsyncExitStack) -> Runtime:
+    """SQL (migrations applied, configuration read) and Redis, each closed by `stack` in reverse."""
+    pool = await create_pool(settings)
+    stack.push_async_callback(pool.close)
+    async with pool.acquire() as conn:
+        for component, folder in (("common", COMMON_MIGRATIONS), (CONFIG_COMPONENT, CONFIG_MIGRATIONS),
+                                  (projection.COMPONENT, projection.MIGRATIONS)):
+            await apply_migrations(conn, component, load_migrations(folder), service=settings.service)
+        site = await load_config(conn, settings.tenant)
+    redis = create_redis(settings)
+    stack.push_async_callback(redis.aclose)
+    configs = router_configs(site, settings)
+    log.info("configuration loaded", extra={"pbxs": len(configs), "queues": len(site.queues)})
+    return Runtime(pool, Availability(redis, settings.tenant), configs)
+
+
+def build(settings: RouterSettings) -> CallstreamApp:
+    overrides: dict[str, Any] = {"broker_session_timeout": settings.session_timeout_s}
+    if settings.datadir:
+        overrides["datadir"] = settings.datadir
+    app = create_app(settings, web_port=settings.web_port or None, **overrides)
+    ari = source_topic(app, settings, TopicName.ARI_EVENTS)
+    agents = source_topic(app, settings, TopicName.AGENTS)
+    cms = source_topic(app, settings, TopicName.CMS_COMMANDS)
+    results = source_topic(app, settings, TopicName.ARI_COMMAND_RESULTS)
+    calls = source_topic(app, settings, TopicName.CALLS)
+    ticks = app.topic(topic_name(TICKS, settings.topic_prefix), key_type=bytes, value_type=bytes,
+                      key_serializer="raw", value_serializer="raw", partitions=settings.pbx_partitions,
+                      retention=TICKS_RETENTION_S, internal=True)
+    # bytes in, bytes out (faust picks the raw serializer for bytes types): stored.py encodes the values.
+    states: Any = app.Table("router-state", key_type=bytes, value_type=bytes, partitions=settings.pbx_partitions)
+
+    async def send(topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> object:
+        return await app.producer.send_and_wait(topic, key, value, None, None, headers)
+
+    processor = Processor(
+        states, send, Topics(commands=topic_name(TopicName.ARI_COMMANDS, settings.topic_prefix),
+                             calls=topic_name(TopicName.CALLS, settings.topic_prefix)),
+        tenant=settings.tenant, producer=settings.producer_id, partitions=settings.pbx_partitions,
+        emit_commands=settings.emit_commands)
+    service = settings.service
+
+    async def resources() -> None:
+        # Held open for the worker's life; faust cancels the task at shutdown and the stack closes in reverse.
+        async with AsyncExitStack() as stack:
+            processor.start(await open_runtime(settings, stack))
+            log.info("router ready")
+            await asyncio.Event().wait()
+
+    app.task(resources)
+
+    @app.agent(ari)
+    async def on_ari(stream: StreamT[Any]) -> None:
+        async for message, event in decoded(app, stream, topic=TopicName.ARI_EVENTS, service=service):
+            origin, now = origin_of(event), time_of(event)
+            await processor.handle(event.message.partition, message.pbx_id, now,
+                                   ari_input(message.body, origin, now), causation=origin)
+
+    @app.agent(agents)
+    async def on_agents(stream: StreamT[Any]) -> None:
+        async for message, event in decoded(app, stream, topic=TopicName.AGENTS, service=service):
+            origin = origin_of(event)
+            await processor.handle(event.message.partition, message.pbx_id, time_of(event),
+                                   agents_input(message.body, origin), causation=origin)
+
+    @app.agent(cms)
+    async def on_cms(stream: StreamT[Any]) -> None:
+        async for message, event in decoded(app, stream, topic=TopicName.CMS_COMMANDS, service=service):
+            origin = origin_of(event)
+            await processor.handle(event.message.partition, message.pbx_id, time_of(event),
+                                   cms_input(message.body, origin), causation=origin)
+
+    @app.agent(results)
+    async def on_results(stream: StreamT[Any]) -> None:
+        async for message, event in decoded(app, stream, topic=TopicName.ARI_COMMAND_RESULTS, service=service):
+            body = message.body
+            if isinstance(body, AriCommandResult):
+                origin = origin_of(event)
+                await processor.handle(event.message.partition, message.pbx_id, time_of(event),
+                                       from_command_result(body, origin), causation=origin)
+
+    @app.agent(ticks)
+    async def on_tick(stream: StreamT[Any]) -> None:
+        async for event in stream.events():
+            await processor.tick(event.message.partition, time_of(event), causation=origin_of(event))
+
+    @app.agent(calls)
+    async def on_calls(stream: StreamT[Any]) -> None:
+        async for message, event in decoded(app, stream, topic=TopicName.CALLS, service=service):
+            body = message.body
+            if not isinstance(body, CallEvent) or message.pbx_id is None:
+                continue
+            runtime = await processor.runtime()
+            await projection.project(runtime.pool, message.tenant, message.pbx_id, event.message.topic,
+                                     event.message.partition, event.message.offset, body)
+
+    async def tick() -> None:
+        if not processor.ready:
+            return
+        name = ticks.get_topic_name()
+        for tp in app.assignor.assigned_actives():
+            if tp.topic == name:
+                await ticks.send(key=None, value=b"", partition=tp.partition)
+
+    app.timer(interval=settings.tick_interval_s)(tick)
+
+    return app

@@ -1,0 +1,185 @@
+"""One input in, its effects out: load the PBX's RouterState, `decide`, run the Redis intents (feeding each
+reservation's answer back in at once), produce commands and call events, store the new state.
+
+Order of effects, for at-least-once delivery: Redis (idempotent per call: a repeated reservation returns the
+agents the call holds; releases are compare-and-set), then Kafka (deterministic ids: command ids from the
+decider, which the gateway runs once; call events `<origin>:<n>`), and the new state goes into the table
+(changelog) last. A crash in between re-processes the input from the old state and repeats the same effects
+with the same ids; storing the state first would lose the effects not yet made.
+
+Inputs of one partition are processed one at a time (a lock per partition): the faust agents of the four
+sources and the tick are separate tasks, and two of them must not evolve one PBX's state concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from callstream_common import metrics
+from callstream_common.availability import Availability
+from callstream_common.codec import encode, new_envelope
+from callstream_common.messages.base import Body
+from callstream_common.messages.commands import AriCommand
+from callstream_common.partitioner import partition_for
+
+from callstream_router import intents
+from callstream_router.config import RouterConfig
+from callstream_router.decide import decide
+from callstream_router.inputs import RouterInput
+from callstream_router.outputs import ReleaseAgent, ReserveAgent, RouterNote
+from callstream_router.state import RouterState, due_deadlines
+from callstream_router.stored import decode_state, encode_state
+
+log = logging.getLogger(__name__)
+
+Table = MutableMapping[bytes, bytes]
+# (topic, key, value, headers): produce one record and wait for Kafka's acknowledgement.
+Send = Callable[[str, bytes, bytes, list[tuple[str, bytes]]], Awaitable[object]]
+# A decide loop that keeps feeding answers back is a bug; this bounds it instead of spinning forever.
+MAX_STEPS = 256
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What the worker opened at start: SQL (the projection), Redis (availability), the PBXs' configs."""
+
+    pool: asyncpg.Pool
+    store: Availability
+    configs: dict[str, RouterConfig]
+
+
+@dataclass(frozen=True)
+class Topics:
+    commands: str
+    calls: str
+
+
+class Processor:
+    def __init__(self, states: Table, send: Send, topics: Topics, *, tenant: str, producer: str,
+                 partitions: int, emit_commands: bool) -> None:
+        self._states = states
+        self._send = send
+        self._topics = topics
+        self._tenant = tenant
+        self._producer = producer
+        self._partitions = partitions
+        self._emit_commands = emit_commands
+        self._runtime: Runtime | None = None
+        self._ready = asyncio.Event()
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    def start(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._ready.set()
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    async def runtime(self) -> Runtime:
+        """The resources, once open (handlers started before that wait here)."""
+        return await self._wait()
+
+    async def _wait(self) -> Runtime:
+        await self._ready.wait()
+        assert self._runtime is not None
+        return self._runtime
+
+    def _lock(self, partition: int) -> asyncio.Lock:
+        return self._locks.setdefault(partition, asyncio.Lock())
+
+    async def handle(self, partition: int, pbx_id: str | None, now: datetime, item: RouterInput | None,
+                     *, causation: str) -> None:
+        """Process one input of the PBX read at `partition`; `causation` is its position."""
+        if item is None or pbx_id is None:
+            return
+        runtime = await self._wait()
+        async with self._lock(partition):
+            await self._apply(runtime, pbx_id, now, item, root=causation, causation=causation)
+
+    async def tick(self, partition: int, now: datetime, *, causation: str) -> None:
+        """The due deadlines of the PBXs whose state lives in `partition`, each fed in as a Deadline."""
+        runtime = await self._wait()
+        async with self._lock(partition):
+            for key in list(self._states.keys()):
+                pbx_id = key.decode()
+                if partition_for(key, self._partitions) != partition:
+                    continue
+                config = runtime.configs.get(pbx_id)
+                if config is None:
+                    continue
+                for deadline in due_deadlines(self._load(key), now, config):
+                    # The deadline's own origin names its outputs: the same whichever tick fires it.
+                    await self._apply(runtime, pbx_id, now, deadline, root=deadline.origin, causation=causation)
+
+    def _load(self, key: bytes) -> RouterState:
+        return decode_state(self._states.get(key))
+
+    async def _apply(self, runtime: Runtime, pbx_id: str, now: datetime, first: RouterInput, *, root: str,
+                     causation: str) -> None:
+        config = runtime.configs.get(pbx_id)
+        if config is None:
+            # Counted, logged at debug: every event of an unconfigured PBX would come through here.
+            metrics.ROUTER_NOTES.labels("unknown_pbx").inc()
+            log.debug("input for a PBX not configured", extra={"pbx_id": pbx_id, "causation_id": causation})
+            return
+        started = time.perf_counter()
+        key = pbx_id.encode()
+        before = self._load(key)
+        state = before
+        commands: list[AriCommand] = []
+        events: list[Body] = []
+        pending: deque[RouterInput] = deque([first])
+        steps = 0
+        while pending:
+            steps += 1
+            if steps > MAX_STEPS:
+                log.error("decide loop did not settle", extra={"pbx_id": pbx_id, "causation_id": causation})
+                break
+            item = pending.popleft()
+            metrics.ROUTER_INPUTS.labels(type(item).__name__).inc()
+            state, outputs = decide(state, item, now, config)
+            answers: list[RouterInput] = []
+            for out in outputs:
+                if isinstance(out, AriCommand):
+                    commands.append(out)
+                elif isinstance(out, ReserveAgent):
+                    answers.append(await intents.reserve(runtime.store, pbx_id, out, now))
+                elif isinstance(out, ReleaseAgent):
+                    await intents.release(runtime.store, out, now)
+                elif isinstance(out, RouterNote):
+                    metrics.ROUTER_NOTES.labels(out.kind).inc()
+                    log.info("router note", extra={"pbx_id": pbx_id, "kind": out.kind, "detail": out.detail,
+                                                   "causation_id": causation})
+                else:
+                    events.append(out)
+            # Answers go before inputs still pending, in the order the intents ran (priority order).
+            pending.extendleft(reversed(answers))
+        await self._produce(pbx_id, commands, events, root=root, causation=causation)
+        if state != before or key not in self._states:
+            self._states[key] = encode_state(state)
+        metrics.ROUTER_DECIDE_LATENCY.observe(time.perf_counter() - started)
+
+    async def _produce(self, pbx_id: str, commands: Sequence[AriCommand], events: Sequence[Body], *, root: str,
+                       causation: str) -> None:
+        key = pbx_id.encode()
+        if self._emit_commands:
+            for command in commands:
+                message = new_envelope(command, tenant=self._tenant, producer=self._producer, pbx_id=pbx_id,
+                                       causation_id=causation, message_id=command.command_id)
+                headers, value = encode(message)
+                await self._send(self._topics.commands, key, value, headers)
+        for n, event in enumerate(events):
+            message = new_envelope(event, tenant=self._tenant, producer=self._producer, pbx_id=pbx_id,
+                                   causation_id=causation, message_id=f"{root}:{n}")
+            headers, value = encode(message)
+            await self._send(self._topics.calls, key, value, headers)
+            metrics.ROUTER_CALL_EVENTS.labels(event.TYPE).inc()

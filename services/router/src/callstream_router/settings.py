@@ -1,0 +1,29 @@
+"""The router service's settings: the common ones plus the ARI application, the tick and the command policy."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from callstream_common.settings import ServiceSettings
+
+
+class RouterSettings(ServiceSettings):
+    service: str = Field(default="router", description="Service name, used in producer ids and logs.")
+    ari_app: str = Field(default="callstream", min_length=1, max_length=80,
+                         description="The Stasis application the PBXs' dialplans send calls to.")
+    tick_interval_s: float = Field(
+        default=0.5, gt=0, le=60,
+        description="How often due deadlines (ring, max wait, retry) are checked: the lateness of a timer.")
+    emit_commands: bool = Field(
+        default=True,
+        description="False for replays and rebuilds: state and call events are rebuilt, no ARI command is sent. "
+        "Redis intents still run (the decider needs their answers): point a replay at a scratch Redis.")
+    command_ttl_s: float = Field(
+        default=30.0, gt=0, le=3600,
+        description="Commands the gateway has not run by then are answered 'expired' (a backlog must not ring "
+        "agents for calls long gone).")
+    session_timeout_s: float = Field(
+        default=60.0, ge=6, le=300,
+        description="How long Kafka waits for a silent worker before moving its PBXs to another one.")
+    web_port: int = Field(default=0, ge=0, le=65535, description="faust's web server (/metrics); 0: off.")
+    datadir: str | None = Field(default=None, description="faust's data directory; default: beside the cwd.")
