@@ -46,7 +46,7 @@ schemas: env
 	@$(PY) -m callstream_common.contract.generate --out schemas
 
 typecheck: env
-	@$(PY) -m mypy libs/common/src tools/admin/src
+	@$(PY) -m mypy libs/common/src tools/admin/src services/ari-gateway/src services/router/src services/agent-state/src
 
 # The suite leaves the stack running (a second `make test` starts at once); `make stack-down` stops it.
 test: env stack-up

@@ -1,4 +1,4 @@
-"""libs/common and the admin CLI stay mypy-strict (configuration in pyproject.toml)."""
+"""libs/common, the admin CLI and the services stay mypy-strict (configuration in pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from mypy import api
 
 from conftest import ROOT
 
-STRICT_PATHS = ["libs/common/src", "tools/admin/src"]
+STRICT_PATHS = ["libs/common/src", "tools/admin/src", "services/ari-gateway/src", "services/router/src",
+                "services/agent-state/src"]
 
 
 def test_strict_type_check_passes() -> None:

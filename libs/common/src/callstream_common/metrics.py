@@ -75,7 +75,7 @@ GATEWAY_COMMANDS = Counter(
 # --- agent-state ----------------------------------------------------------------------------------------
 AGENT_STATE_INPUTS = Counter(
     "callstream_agent_state_inputs_total",
-    "Machine inputs fed to an agent, by input type and outcome (applied, rejected, unknown_agent).",
+    "Machine inputs fed to an agent, by input type and outcome (applied, quiet, rejected, unknown_agent).",
     ["input", "outcome"],
 )
 AGENT_STATE_REJECTIONS = Counter(

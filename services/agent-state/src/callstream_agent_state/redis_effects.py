@@ -1,0 +1,75 @@
+"""Each state change of the machine, mirrored into the Redis availability store as a compare-and-set.
+
+The router reserves agents in Redis on its own (one Lua script), so the store can be one step ahead of the
+machine: an agent the machine holds as available may already be reserved. A move out of available that
+finds the agent reserved reports that call (`ReservedFirst`), and the service feeds `AgentReserved` to the
+machine before the input (machine.py). A CAS that finds the agent already in the target state is a replay
+and counts as done.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from callstream_common import metrics
+from callstream_common.availability import CALL_STATES, Availability, Transition
+from callstream_common.messages.agents import AgentState, AgentStateChanged
+
+from callstream_agent_state.config import AgentEntry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReservedFirst:
+    """The router reserved the agent for `call_id` before this move out of available could apply."""
+
+    call_id: str
+
+
+async def ensure_agent(store: Availability, entry: AgentEntry, now: datetime) -> AgentState:
+    """Create the agent's hash (logged out) or refresh its configuration; logout removes the hash."""
+    return await store.upsert_agent(entry.agent_id, entry.pbx_id, entry.endpoint, entry.skills, entry.queues,
+                                    now=now)
+
+
+async def mirror(store: Availability, change: AgentStateChanged, previous_call_id: str | None,
+                 now: datetime) -> ReservedFirst | None:
+    """Apply one `agent.state-changed` to Redis; ReservedFirst when the router got there first."""
+    to, before = change.state, change.previous_state
+    if to == AgentState.RESERVED:
+        return None  # only the router reserves, in Redis first: nothing to mirror
+    held = previous_call_id if before in CALL_STATES else None
+    result = await _move(store, change, {before}, held, now)
+    if before in CALL_STATES and to in (AgentState.PAUSED, AgentState.LOGGED_OUT) \
+            and result.previous == AgentState.AVAILABLE:
+        # The router releases an agent to available when a call leaves it (missed, abandoned, answered
+        # elsewhere); the machine's own outcome (a pending pause, too many misses, a pending logout) wins.
+        result = await _move(store, change, {AgentState.AVAILABLE}, None, now)
+    if result.applied or result.previous == to or (to == AgentState.LOGGED_OUT and result.previous is None):
+        return None  # done now, or before (a re-processed input)
+    if before == AgentState.AVAILABLE and result.previous == AgentState.RESERVED and result.previous_call_id:
+        return ReservedFirst(result.previous_call_id)
+    metrics.AGENT_STATE_REDIS_CONFLICTS.labels(str(to)).inc()
+    log.warning("redis availability disagrees", extra={
+        "agent_id": change.agent_id, "to": str(to), "expected": str(before),
+        "found": str(result.previous), "found_call_id": result.previous_call_id})
+    return None
+
+
+async def _move(store: Availability, change: AgentStateChanged, expected: set[AgentState], held: str | None,
+                now: datetime) -> Transition:
+    agent_id, to = change.agent_id, change.state
+    match to:
+        case AgentState.LOGGED_OUT:
+            return await store.remove(agent_id, expected_states=expected)
+        case AgentState.AVAILABLE | AgentState.PAUSED:
+            return await store.set_state(agent_id, to, now=now, expected_states=expected, expected_call_id=held,
+                                         reason=change.pause_reason)
+        case _:
+            # Ringing, on_call, wrap_up: the router reserved the agent for this call (or it was ringing); a
+            # direct answer finds it available.
+            return await store.set_state(agent_id, to, now=now, call_id=change.call_id,
+                                         expected_states=expected | {AgentState.RESERVED, AgentState.RINGING})
