@@ -73,6 +73,11 @@ def create_app(
         "consumer_auto_offset_reset": "earliest",
         "stream_buffer_maxsize": settings.max_in_flight,
         "broker_commit_interval": 1.0,
+        # A crashed worker's partitions move to a live one once the group coordinator stops hearing from it:
+        # 6 s (the broker's minimum, group.min.session.timeout.ms) instead of faust's 60 s, so a killed router
+        # or agent-state is replaced within seconds. Heartbeats at a third of it, as Kafka advises.
+        "broker_session_timeout": 6.0,
+        "broker_heartbeat_interval": 2.0,
         "autodiscover": False,
         "web_enabled": web_port is not None,
         "web_port": web_port or 6066,
