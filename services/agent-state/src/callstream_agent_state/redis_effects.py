@@ -69,7 +69,14 @@ async def _move(store: Availability, change: AgentStateChanged, expected: set[Ag
             return await store.set_state(agent_id, to, now=now, expected_states=expected, expected_call_id=held,
                                          reason=change.pause_reason)
         case _:
-            # Ringing, on_call, wrap_up: the router reserved the agent for this call (or it was ringing); a
-            # direct answer finds it available.
-            return await store.set_state(agent_id, to, now=now, call_id=change.call_id,
-                                         expected_states=expected | {AgentState.RESERVED, AgentState.RINGING})
+            # Ringing, on_call, wrap_up: the router reserved the agent for this call (or it was ringing). Only
+            # for *this* call: a late input of an older call (the router has since released the agent and
+            # reserved it for another) must not take the newer reservation over, or that call's release would
+            # then make available an agent the router has given to another call (two calls at once).
+            result = await store.set_state(agent_id, to, now=now, call_id=change.call_id,
+                                           expected_states=expected | {AgentState.RESERVED, AgentState.RINGING},
+                                           expected_call_id=change.call_id)
+            if result.applied or change.previous_state in CALL_STATES:
+                return result
+            # A direct answer finds the agent available, holding no call.
+            return await store.set_state(agent_id, to, now=now, call_id=change.call_id, expected_states=expected)
