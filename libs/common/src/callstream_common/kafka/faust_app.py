@@ -24,10 +24,12 @@ import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import EventT, StreamT, TopicT
+from mode.utils.times import want_seconds
 from prometheus_client import REGISTRY
 
 from callstream_common import metrics
 from callstream_common.codec import Codec, DecodeError, Message
+from callstream_common.kafka.admin import PlannedTopic, ensure_topics
 from callstream_common.kafka.dlq import dead_letter
 from callstream_common.settings import ServiceSettings
 from callstream_common.topics import TopicName, spec, topic_name
@@ -89,6 +91,31 @@ def create_app(
     if web_port is not None:
         setup_prometheus_sensors(app, registry=REGISTRY, name_prefix=f"faust_{settings.service}")
     return app
+
+
+def internal_topics(app: faust.App) -> list[PlannedTopic]:
+    """The topics the app owns (table changelogs, internal topics its agents read), to create before the
+    worker starts: faust declares them only once its consumer has subscribed, and the first partition
+    assignment then ignores the missing ones until the next metadata refresh (minutes), so e.g. a ticks topic
+    would go unread."""
+    default = app.conf.topic_partitions
+    planned = [
+        PlannedTopic(table.changelog_topic.get_topic_name(), table.partitions or default,
+                     {"cleanup.policy": "compact"})
+        for table in app.tables.values()
+    ]
+    for agent in app.agents.values():
+        channel = agent.channel
+        if isinstance(channel, faust.Topic) and channel.internal:
+            retention = {"retention.ms": str(int(want_seconds(channel.retention) * 1000))} if channel.retention else {}
+            planned += [PlannedTopic(name, channel.partitions or default, {"cleanup.policy": "delete", **retention})
+                        for name in channel.topics]
+    return planned
+
+
+async def prepare_topics(app: faust.App, settings: ServiceSettings) -> None:
+    """Create the app's own topics (see internal_topics) before its worker starts; idempotent."""
+    await ensure_topics(settings.kafka_bootstrap, internal_topics(app))
 
 
 def source_topic(app: faust.App, settings: ServiceSettings, name: TopicName) -> TopicT:
