@@ -7,11 +7,12 @@ Run: python tests/apps/counter_app.py worker
 
 from __future__ import annotations
 
+import asyncio
 import sys
 
 import orjson
 
-from callstream_common.kafka.faust_app import CallstreamApp, create_app, decoded, source_topic
+from callstream_common.kafka.faust_app import CallstreamApp, create_app, decoded, prepare_topics, source_topic
 from callstream_common.logs import setup_logging
 from callstream_common.settings import ServiceSettings, load_settings
 from callstream_common.topics import TopicName
@@ -44,7 +45,9 @@ def main() -> None:
     settings = load_settings(ServiceSettings, [], service="counter")
     setup_logging(settings.service, settings.instance, settings.log_level)
     app = build(settings)
-    sys.argv = [sys.argv[0], *sys.argv[1:], "--loglevel", "warn"]
+    asyncio.run(prepare_topics(app, settings))  # its changelog exists before its consumer subscribes
+    # info: the test waits for faust's "Worker ready" line before it sends anything.
+    sys.argv = [sys.argv[0], *sys.argv[1:], "--loglevel", "info"]
     app.main()
 
 
