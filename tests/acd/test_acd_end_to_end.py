@@ -50,8 +50,8 @@ from callstream_common.site import (
 from callstream_common.sql import apply_migrations, load_migrations
 from callstream_common.sql.migrations_runner import COMMON_MIGRATIONS
 from callstream_common.topics import TopicName, topic_name
-from conftest import ROOT
 from helpers import until
+from acd_processes import start_service, stop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "gateway"))
 from harness import GatewayProcess, SimProcess, TopicReader  # noqa: E402
@@ -98,30 +98,6 @@ async def load_site(dsn: str, tenant: str) -> None:
         await apply_site(conn, conn, parse_site(site(tenant)))
     finally:
         await conn.close()
-
-
-def start_service(module: str, settings: ServiceSettings, dsn: str, log_path: Path,
-                  datadir: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "CALLSTREAM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-           "CALLSTREAM_TOPIC_PREFIX": settings.topic_prefix, "CALLSTREAM_TENANT": settings.tenant,
-           "CALLSTREAM_PBX_PARTITIONS": str(settings.pbx_partitions),
-           "CALLSTREAM_TENANT_PARTITIONS": str(settings.tenant_partitions),
-           "CALLSTREAM_PG_DSN": dsn, "CALLSTREAM_REDIS_URL": settings.redis_url.get_secret_value(),
-           "CALLSTREAM_DATADIR": str(datadir), "CALLSTREAM_TICK_INTERVAL_S": "0.2",
-           "CALLSTREAM_SESSION_TIMEOUT_S": "6"}
-    with open(log_path, "ab") as log:
-        return subprocess.Popen([sys.executable, "-m", module], env=env, cwd=str(ROOT),
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, sig)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
 
 
 def unique(reader: TopicReader) -> list[Message]:

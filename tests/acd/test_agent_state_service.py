@@ -4,10 +4,7 @@ checked in Redis (availability), on `agents` (events) and in SQL (history); then
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,8 +45,8 @@ from callstream_common.site import (
 from callstream_common.sql import apply_migrations, load_migrations
 from callstream_common.sql.migrations_runner import COMMON_MIGRATIONS
 from callstream_common.topics import TopicName, topic_name
-from conftest import ROOT
 from helpers import committed_total, until
+from acd_processes import start_service, stop
 
 from callstream_agent_state.config import build_directory
 from callstream_agent_state.machine import AgentMachineState, EndpointRegistration
@@ -74,29 +71,6 @@ def site(tenant: str) -> dict[str, Any]:
         "agents": [{"id": AGENT, "name": "Agent One", "extension": "1001", "pbx": PBX, "skills": {"sales": 3}},
                    {"id": "a2", "name": "Agent Two", "extension": "1002", "pbx": PBX, "skills": {"sales": 2}}],
     }
-
-
-def start_worker(settings: ServiceSettings, dsn: str, log_path: Path, datadir: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "CALLSTREAM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-           "CALLSTREAM_TOPIC_PREFIX": settings.topic_prefix, "CALLSTREAM_TENANT": settings.tenant,
-           "CALLSTREAM_PBX_PARTITIONS": str(settings.pbx_partitions),
-           "CALLSTREAM_TENANT_PARTITIONS": str(settings.tenant_partitions),
-           "CALLSTREAM_PG_DSN": dsn, "CALLSTREAM_REDIS_URL": settings.redis_url.get_secret_value(),
-           "CALLSTREAM_DATADIR": str(datadir), "CALLSTREAM_TICK_INTERVAL_S": "0.2",
-           "CALLSTREAM_SESSION_TIMEOUT_S": "6"}
-    with open(log_path, "ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "callstream_agent_state"], env=env, cwd=str(ROOT),
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def stop_worker(worker: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    if worker.poll() is None:
-        os.killpg(worker.pid, sig)
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait(timeout=10)
 
 
 class AgentEvents:
@@ -244,7 +218,7 @@ async def test_agent_state_service_end_to_end(
     await load_site(empty_database, settings.tenant)
     store = Availability(redis_client, settings.tenant)
     log_path = tmp_path / "worker.log"
-    worker = start_worker(settings, empty_database, log_path, tmp_path / "data")
+    worker = start_service("callstream_agent_state", settings, empty_database, log_path, tmp_path / "data")
     where = f"(worker log: {log_path})"
     try:
         async with Producer(settings.kafka_bootstrap, service="test", client_id="test") as producer:
@@ -338,9 +312,9 @@ async def test_agent_state_service_end_to_end(
                 name = topic_name(topic, settings.topic_prefix)
                 await until(lambda: _at_least(committed_total(settings.kafka_bootstrap, group, name, 3), count),
                             what=f"offsets of {name} committed")
-            stop_worker(worker, signal.SIGKILL)
+            stop(worker, signal.SIGKILL)
             ticks_before = await ticks_sent(settings)
-            worker = start_worker(settings, empty_database, log_path, tmp_path / "data")
+            worker = start_service("callstream_agent_state", settings, empty_database, log_path, tmp_path / "data")
             # The restarted worker ticks once it has recovered its tables and opened its resources. Waiting for
             # that keeps the pause out of a faust race at partition assignment, in which a record fetched as
             # the generation changes is skipped without being re-read (see the service's report).
@@ -416,9 +390,9 @@ async def test_agent_state_service_end_to_end(
             await until(lambda: in_state(store, AgentState.AVAILABLE), what="available again after the snapshot")
 
             # A graceful restart (SIGTERM) re-reads the configuration but keeps the phone the agent is on.
-            stop_worker(worker)
+            stop(worker)
             ticks_before = await ticks_sent(settings)
-            worker = start_worker(settings, empty_database, log_path, tmp_path / "data")
+            worker = start_service("callstream_agent_state", settings, empty_database, log_path, tmp_path / "data")
             await until(lambda: _at_least(ticks_sent(settings), ticks_before + 3), timeout=60,
                         what=f"the worker ticking after a graceful restart {where}")
             after_restart = await store.get(AGENT)
@@ -431,7 +405,7 @@ async def test_agent_state_service_end_to_end(
             finally:
                 await conn.close()
     finally:
-        stop_worker(worker)
+        stop(worker)
 
 
 async def ticks_sent(settings: ServiceSettings) -> int:

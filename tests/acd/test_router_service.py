@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -50,8 +49,8 @@ from callstream_router.settings import RouterSettings
 from callstream_router.site_config import router_configs
 from callstream_router.state import RouterState
 from callstream_router.stored import decode_state, encode_state
-from conftest import ROOT
 from helpers import until
+from acd_processes import start_service, stop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "gateway"))
 from harness import GatewayProcess, SimProcess, TopicReader  # noqa: E402
@@ -84,29 +83,6 @@ async def load_site(dsn: str, tenant: str) -> None:
         await apply_site(conn, conn, parse_site(site(tenant)))
     finally:
         await conn.close()
-
-
-def start_router(settings: ServiceSettings, dsn: str, log_path: Path, datadir: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "CALLSTREAM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-           "CALLSTREAM_TOPIC_PREFIX": settings.topic_prefix, "CALLSTREAM_TENANT": settings.tenant,
-           "CALLSTREAM_PBX_PARTITIONS": str(settings.pbx_partitions),
-           "CALLSTREAM_TENANT_PARTITIONS": str(settings.tenant_partitions),
-           "CALLSTREAM_PG_DSN": dsn, "CALLSTREAM_REDIS_URL": settings.redis_url.get_secret_value(),
-           "CALLSTREAM_DATADIR": str(datadir), "CALLSTREAM_TICK_INTERVAL_S": "0.2",
-           "CALLSTREAM_SESSION_TIMEOUT_S": "6"}
-    with open(log_path, "ab") as log:
-        return subprocess.Popen([sys.executable, "-m", "callstream_router"], env=env, cwd=str(ROOT),
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
 
 
 @pytest.fixture
@@ -226,7 +202,7 @@ async def test_router_routes_inbound_calls_end_to_end(
                                  {QUEUE: QueueRule(Strategy.LONGEST_IDLE)}, now=datetime.now(UTC))
 
     log_path = tmp_path / "router.log"
-    router = start_router(settings, empty_database, log_path, tmp_path / "router-data")
+    router = start_service("callstream_router", settings, empty_database, log_path, tmp_path / "router-data")
     gateway = GatewayProcess(settings, sim, PBX, tmp_path).start()
     reader = await TopicReader(settings, TopicName.CALLS, PBX).start()
     calls = Calls(reader)
@@ -313,7 +289,7 @@ async def test_router_routes_inbound_calls_end_to_end(
         assert router.poll() is None, log_path.read_text()[-3000:]
         os.killpg(router.pid, signal.SIGKILL)
         router.wait(timeout=10)
-        router = start_router(settings, empty_database, log_path, tmp_path / "router-data-2")
+        router = start_service("callstream_router", settings, empty_database, log_path, tmp_path / "router-data-2")
         await make_available(store, "a1")
         await until(lambda: calls.of(call5, "call.answered"), timeout=60, what=f"call 5 answered after restart {where}")
         assert calls.of(call5, "call.answered")[0].body.agent_id == "a1"
