@@ -71,3 +71,22 @@ def create_redis(settings: ServiceSettings, *, url: str | None = None) -> aiored
         socket_connect_timeout=5,
         client_name=settings.producer_id[:60].replace(" ", "_"),
     )
+
+
+# Live statistics (services/stats): the aggregator writes one snapshot per board and announces it; every web
+# instance reads the snapshots on a client's connect and relays the announcements (fan-out through Redis).
+
+
+def board_key(tenant: str, scope: str) -> str:
+    """String: the JSON BoardSnapshot of one board (`scope` as `kind/id`, e.g. `queue/sales`, `tenant/all`)."""
+    return key(tenant, "board", scope)
+
+
+def boards_index_key(tenant: str) -> str:
+    """Hash: scope -> the board's title, every board the aggregator maintains (the web's board list)."""
+    return key(tenant, "boards")
+
+
+def board_channel(tenant: str) -> str:
+    """Pub/sub channel: each message is one BoardSnapshot JSON, published after its key was written."""
+    return key(tenant, "board-updates")
