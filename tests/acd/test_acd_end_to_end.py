@@ -11,6 +11,10 @@ is killed (SIGKILL) halfway through and a new one takes over. Then the invariant
   the calls it answered (answer..end intervals), and both agree on who took which call;
 - the `calls` table agrees with the `calls` events (outcome and agent of every call);
 - afterwards every agent is available again in Redis, and the simulator holds no channel and no bridge.
+
+The run also takes the paths where agent-state alone moves an agent out of a reservation (docs/acd.md, "Who
+moves an agent"): a few phones never answer (missed, the call goes to the next agent, three misses pause the
+agent), and a few agents ask for a break mid-run (pending while on a call) and come back.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from callstream_common.codec import Message, new_envelope
 from callstream_common.kafka.admin import ensure_topics, plan_topics
 from callstream_common.kafka.producer import Producer
 from callstream_common.messages.agents import AgentState
-from callstream_common.messages.cms import AgentLogin
+from callstream_common.messages.cms import AgentLogin, AgentPause, AgentUnpause
 from callstream_common.redis_store import tenant_pattern
 from callstream_common.settings import ServiceSettings
 from callstream_common.site import (
@@ -65,6 +69,8 @@ CALLS_PER_S = 8.0  # below what 50 agents clear (about 0.5 s ringing + 1-4 s tal
 IMPATIENT_EVERY = 10  # every 10th caller hangs up before any agent can answer: an abandon
 WRAPUP_S = 1
 RING_TIMEOUT_S = 5
+DEAF = range(0, 3)  # agents whose phones never answer: missed after the ring timeout, auto-paused ("missed")
+BREAKS = range(10, 16)  # agents paused ("break") a quarter into the run, on a call or not, and back at half
 SEED = 20261127
 
 
@@ -185,6 +191,7 @@ async def run_acd(settings: ServiceSettings, empty_database: str, redis_client: 
     processes: list[subprocess.Popen[bytes]] = []
     gateway: GatewayProcess | None = None
     readers: list[TopicReader] = []
+    opened: list[Producer] = []
     try:
         endpoints = {f"{e['technology']}/{e['resource']}" for e in await sim.ari("GET", "/endpoints")}
         assert {f"PJSIP/{phone(n)}" for n in range(AGENTS)} <= endpoints
@@ -213,13 +220,25 @@ async def run_acd(settings: ServiceSettings, empty_database: str, redis_client: 
 
         # Agents log in through the CMS. A login before the worker has seen the phone's registration (the
         # gateway's snapshot) pauses the agent ("login") until the registration arrives: either way, available.
-        async with Producer(settings.kafka_bootstrap, service="test", client_id="test") as producer:
-            cms = topic_name(TopicName.CMS_COMMANDS, settings.topic_prefix)
-            for n, agent_id in enumerate(agent_ids()):
-                login = AgentLogin(command_id=f"login-{agent_id}", requested_at=datetime.now(UTC),
-                                   agent_id=agent_id, endpoint=f"PJSIP/{phone(n)}")
-                await producer.send(cms, new_envelope(login, tenant=tenant, producer="test", pbx_id=PBX))
+        producer = Producer(settings.kafka_bootstrap, service="test", client_id="test")
+        await producer.start()
+        opened.append(producer)
+        cms = topic_name(TopicName.CMS_COMMANDS, settings.topic_prefix)
+        for n, agent_id in enumerate(agent_ids()):
+            login = AgentLogin(command_id=f"login-{agent_id}", requested_at=datetime.now(UTC),
+                               agent_id=agent_id, endpoint=f"PJSIP/{phone(n)}")
+            await producer.send(cms, new_envelope(login, tenant=tenant, producer="test", pbx_id=PBX))
         await until(lambda: all_available(store), timeout=60, what=f"all agents available {where}")
+        for n in DEAF:
+            await sim.ctl("PUT", f"/endpoints/PJSIP/{phone(n)}", {"mode": "no_answer"})
+        commands = 0
+
+        async def cms_command(kind: type[AgentPause] | type[AgentUnpause], n: int, **fields: str) -> None:
+            nonlocal commands
+            commands += 1
+            command = kind(command_id=f"cmd-{commands}", requested_at=datetime.now(UTC), agent_id=agent_ids()[n],
+                           **fields)
+            await producer.send(cms, new_envelope(command, tenant=tenant, producer="test", pbx_id=PBX))
 
         # The calls: 1 in IMPATIENT_EVERY hangs up after 0.2 s (no agent can answer that fast: the phone alone
         # rings 0.5 s); the others wait up to 120 s and talk 1-4 s, hung up by the caller or (1 in 5) the agent.
@@ -234,6 +253,12 @@ async def run_acd(settings: ServiceSettings, empty_database: str, redis_client: 
             placed = await sim.ctl("POST", "/calls", body)
             assert placed["stasis"], placed
             injected[f"{PBX}-{placed['channel_id']}"] = impatient
+            if i == CALLS // 4:
+                for n in BREAKS:
+                    await cms_command(AgentPause, n, reason="break")
+            if i == CALLS // 2:
+                for n in BREAKS:
+                    await cms_command(AgentUnpause, n)
             if i == CALLS // 2 and kill_router:
                 # The router dies mid-run, calls in flight; a new worker resumes its PBX from the changelog.
                 assert router.poll() is None, router_log.read_text()[-3000:]
@@ -261,7 +286,16 @@ async def run_acd(settings: ServiceSettings, empty_database: str, redis_client: 
         except AssertionError as exc:
             missing = sorted(set(injected) - ended())
             raise AssertionError(f"{exc}: {len(missing)} calls never ended, e.g. {missing[:5]}") from None
-        await until(lambda: all_available(store), timeout=60, what=f"all agents available after the run {where}")
+        # The deaf phones answer again; their agents, paused for missing calls, come back.
+        for n in DEAF:
+            await sim.ctl("PUT", f"/endpoints/PJSIP/{phone(n)}", {"mode": "answer"})
+            await cms_command(AgentUnpause, n)
+        try:
+            await until(lambda: all_available(store), timeout=60, what=f"all agents available after the run {where}")
+        except AssertionError as exc:
+            stuck = [f"{s.agent_id}={s.state.value}/{s.call_id}" for s in await store.snapshot(PBX)
+                     if s.state != AgentState.AVAILABLE]
+            raise AssertionError(f"{exc}: not available: {stuck}") from None
         counters = await until(lambda: sim_idle(sim), timeout=30, what=f"no channel or bridge left {where}")
         assert counters["calls_injected"] == CALLS
         for process in processes[:1] + processes[-1:]:
@@ -302,6 +336,16 @@ async def run_acd(settings: ServiceSettings, empty_database: str, redis_client: 
         took = {call_id: agent_id for agent_id, intervals in on_call.items() for _, _, call_id in intervals}
         assert took == answered_by, set(took.items()) ^ set(answered_by.items())
         assert len(on_call) > AGENTS // 2  # the work was spread, not funnelled to a few agents
+        deaf = {agent_ids()[n] for n in DEAF}
+        assert not deaf & set(on_call), "a phone that never answers took a call"
+        missed = {m.body.agent_id for m in unique(calls_reader) if m.type == "call.agent-missed"}
+        assert deaf <= missed, missed
+        auto_paused = {m.body.agent_id for m in agent_events if m.type == "agent.state-changed"
+                       and m.body.pause_reason == "missed"}
+        assert auto_paused == deaf, auto_paused
+        on_break = {m.body.agent_id for m in agent_events if m.type == "agent.state-changed"
+                    and m.body.pause_reason == "break"}
+        assert on_break == {agent_ids()[n] for n in BREAKS}, on_break
 
         # ---- the SQL projection agrees with the events ----
         conn = await asyncpg.connect(empty_database)
@@ -319,6 +363,8 @@ async def run_acd(settings: ServiceSettings, empty_database: str, redis_client: 
     finally:
         for reader in readers:
             await reader.stop()
+        for open_producer in opened:
+            await open_producer.stop()
         if gateway is not None:
             gateway.kill()
         for process in processes:

@@ -269,6 +269,10 @@ async def test_router_routes_inbound_calls_end_to_end(
 
         # 4. A direct call (Stasis args `extension,1002`): no queue, that agent only (reserve_agent), answered.
         await sim.ctl("PUT", "/endpoints/PJSIP/pbx1-agent-0001", {"mode": "answer"})
+        # No agent-state here: a1's miss left it as the router leaves it (agent-state's to release, acd.md).
+        a1 = await store.get("a1")
+        assert a1 is not None and (a1.state, a1.call_id) in {(AgentState.RESERVED, call3), (AgentState.RINGING, call3)}
+        await make_available(store, "a1")
         await make_available(store, "a2")
         placed = await sim.ctl("POST", "/calls", {"did": DID, "caller_number": "5554000",
                                                   "args": ["extension", "1002"]})
@@ -390,7 +394,7 @@ async def test_reserve_intents_map_onto_the_availability_store(
     assert [a.agent_id for a in every.agents] == ["b1", "b2"]
     named = await intents.reserve(store, PBX, ReserveAgent("rq:c3:1", "c3", None, agent_id="b1"), t0)
     assert named.agents == ()
-    await intents.release(store, ReleaseAgent("b1", "c2", "answered_elsewhere"), t0)
+    await intents.release(store, ReleaseAgent("b1", "c2"), t0)
     named = await intents.reserve(store, PBX, ReserveAgent("rq:c3:2", "c3", None, agent_id="b1"), t0)
     assert named.agents == (ReservedAgent("b1", "PJSIP/b1"),)
     leftovers = [k async for k in redis_client.scan_iter(match=tenant_pattern(settings.tenant))]

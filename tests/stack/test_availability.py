@@ -377,6 +377,29 @@ async def test_a_replayed_reservation_returns_the_agent_the_call_holds(
     assert nxt == Reservation("second", "PJSIP/second", already_held=False)
 
 
+async def test_the_next_attempt_of_a_call_never_gets_back_the_agent_still_ringing_for_it(
+    settings: ServiceSettings, redis_client: aioredis.Redis, store: Availability,
+) -> None:
+    """The router's second request of a call (after a miss) is no replay of the first: the agent that missed
+    stays ringing for the call until agent-state releases it, and must not be offered the call again."""
+    await add_agent(store, "first", available_at=1)
+    await add_agent(store, "second", available_at=2)
+    assert await store.reserve(PBX, QUEUE, "c1", at(5), request_id="rq:c1:1") == Reservation(
+        "first", "PJSIP/first", already_held=False)
+    assert (await store.set_state("first", AgentState.RINGING, now=at(5), call_id="c1",
+                                  expected_states={AgentState.RESERVED}, expected_call_id="c1")).applied
+    # The same request again (the router re-processing after a crash): the same agent, ringing or not.
+    again = await store.reserve(PBX, QUEUE, "c1", at(6), request_id="rq:c1:1")
+    assert again == Reservation("first", "PJSIP/first", already_held=True)
+    # The next attempt, before agent-state has released "first": another agent, never "first".
+    nxt = await store.reserve(PBX, QUEUE, "c1", at(7), request_id="rq:c1:2")
+    assert nxt == Reservation("second", "PJSIP/second", already_held=False)
+    assert await store.reserve(PBX, QUEUE, "c1", at(8), request_id="rq:c1:3") is None
+    assert await store.reserve_agent(PBX, "first", "c1", at(8), request_id="rq:c1:4") is None
+    snapshot = {a.agent_id: (a.state, a.call_id) for a in await store.snapshot(PBX)}
+    assert snapshot == {"first": (AgentState.RINGING, "c1"), "second": (AgentState.RESERVED, "c1")}
+
+
 async def test_remove_on_logout_forgets_the_agent_everywhere(
     settings: ServiceSettings, redis_client: aioredis.Redis, store: Availability,
 ) -> None:

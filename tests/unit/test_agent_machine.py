@@ -16,6 +16,7 @@ from callstream_agent_state.machine import (
     AgentMachineState,
     AgentPolicy,
     AgentReserved,
+    BusyTooLong,
     EndpointRegistration,
     ReservationLapsed,
     Rejection,
@@ -126,12 +127,27 @@ def test_a_call_from_offer_to_wrap_up_and_back_to_available() -> None:
     out = a.at(60).do(ended())
     assert changes(out) == [(S.ON_CALL, S.WRAP_UP, None, "X")]
     assert a.state.wrapup_until == a.now + timedelta(seconds=30)  # the queue's wrap-up
-    assert due_timers(a.state, a.now + timedelta(seconds=29)) == []
+    assert due_timers(a.state, a.now + timedelta(seconds=29), a.policy) == []
     assert rejected(a.do(WrapUpExpired("X"))) == "not_due"
     a.at(30)
-    (timer,) = due_timers(a.state, a.now)
+    (timer,) = due_timers(a.state, a.now, a.policy)
     assert changes(a.do(timer)) == [(S.WRAP_UP, S.AVAILABLE, None, None)]
     assert rejected(a.do(ended())) == "duplicate"
+
+
+def test_the_sweeper_releases_an_agent_whose_call_never_ended_and_keeps_its_pending_pause() -> None:
+    a = Agent(policy=AgentPolicy(max_busy_s=3600))
+    a.login()
+    a.do(offered())
+    a.do(answered())
+    a.cmd(AgentPause, reason="lunch")  # pending while on the call
+    assert due_timers(a.state, a.now + timedelta(seconds=3599), a.policy) == []
+    a.at(3600)
+    (timer,) = due_timers(a.state, a.now, a.policy)
+    assert timer == BusyTooLong("X")
+    assert changes(a.do(timer)) == [(S.ON_CALL, S.PAUSED, "lunch", None)]
+    assert rejected(a.do(timer)) == "stale_call"  # fired twice
+    assert rejected(a.do(offered())) == "stale_call"  # the call is remembered as ended
 
 
 def test_the_agent_can_end_wrap_up_early_and_queues_without_wrap_up_skip_it() -> None:
@@ -269,7 +285,7 @@ def test_a_reservation_learned_from_redis_makes_a_pause_pending_and_lapses_witho
     assert a.cmd(AgentPause, reason="lunch") == ()
     assert rejected(a.do(ReservationLapsed("X"))) == "not_due"
     a.at(15)
-    (timer,) = due_timers(a.state, a.now)
+    (timer,) = due_timers(a.state, a.now, a.policy)
     assert timer == ReservationLapsed("X")
     assert changes(a.do(timer)) == [(S.RESERVED, S.PAUSED, "lunch", None)]
     b = Agent()
@@ -385,7 +401,7 @@ def test_property_random_inputs_never_break_the_machine(steps: list[tuple[int, i
     ended_calls: set[str] = set()
     for kind, pick, who, misc, dt in steps:
         a.at(dt)
-        for timer in due_timers(a.state, a.now):
+        for timer in due_timers(a.state, a.now, a.policy):
             a.do(timer)
         item = script.make(a, kind, pick, who, misc)
         before = a.state

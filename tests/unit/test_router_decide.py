@@ -270,8 +270,8 @@ def test_unanswered_leg_is_missed_released_and_the_next_agent_is_asked_without_i
     assert commands(out) == []
     assert [(e.type, e.agent_id, e.reason) for e in events(out) if isinstance(e, CallAgentMissed)] == [
         ("call.agent-missed", "ag1", reason)]
-    assert intents(out) == [ReleaseAgent("ag1", call, "missed"),
-                            ReserveAgent(request_id=f"rq:{call}:2", call_id=call, queue_id="sales", exclude=("ag1",))]
+    # No ReleaseAgent: call.agent-missed is the release, agent-state moves the agent (outputs.ReleaseAgent).
+    assert intents(out) == [ReserveAgent(request_id=f"rq:{call}:2", call_id=call, queue_id="sales", exclude=("ag1",))]
     # Destroyed after the Dial: already handled.
     assert sim.ari("ChannelDestroyed", cause=17, cause_txt="Busy", channel=channel(leg)) == []
     out = sim.answer("ag2")
@@ -334,7 +334,7 @@ def test_caller_abandons_while_an_agent_rings_hangs_up_the_leg_and_releases_the_
     sim.answer("ag1")
     out = sim.ari("ChannelHangupRequest", cause=16, channel=channel("C1"))
     assert commands(out) == [Hangup(channel_id=leg), BridgeDestroy(bridge_id=ids.holding_bridge_id(call))]
-    assert intents(out) == [ReleaseAgent("ag1", call, "abandoned")]
+    assert intents(out) == []  # call.abandoned names the ringing agent: agent-state releases it
     assert kinds(out) == ["call.abandoned", "call.ended"]
     assert events(out)[0].while_ringing_agent == "ag1"
     # NOTES b2.2: the cancelled leg reports NOANSWER and is destroyed; a late answer is hung up.
@@ -350,7 +350,7 @@ def test_a_reservation_answered_after_the_caller_left_is_released() -> None:
     sim.inbound("C1")
     sim.ari("StasisEnd", channel=channel("C1"))
     out = sim.answer("ag1")
-    assert intents(out) == [ReleaseAgent("ag1", call, "not_needed")]
+    assert intents(out) == [ReleaseAgent("ag1", call)]  # no event names it: the router undoes it
     assert commands(out) == []
 
 
@@ -432,7 +432,7 @@ def test_ring_all_originates_to_every_agent_and_the_first_answer_wins() -> None:
         BridgeAddChannel(bridge_id=mix, channel_ids=["C1", legs[1]]),
         Hangup(channel_id=legs[0], reason="answered_elsewhere"),
     ]
-    assert intents(out) == [ReleaseAgent("ag1", call, "answered_elsewhere")]
+    assert intents(out) == []  # call.answered by ag2 releases ag1 in agent-state
     assert [e.agent_id for e in events(out)] == ["ag2"]
     assert commands(sim.agent_answers(legs[0], call)) == [Hangup(channel_id=legs[0])]
 
@@ -575,7 +575,7 @@ def test_attended_transfer_cancel_and_consult_no_answer_bring_the_caller_back() 
     consult = ids.consult_call_id(call, 1)
     assert commands(out) == [Hangup(channel_id=consult), BridgeRemoveChannel(bridge_id=hold, channel_ids=["C1"]),
                              BridgeAddChannel(bridge_id=mix, channel_ids=["C1"])]
-    assert intents(out) == [ReleaseAgent("ag2", consult, "cancelled")]
+    assert intents(out) == []  # the consultation's call.ended releases ag2 in agent-state
     assert [(e.call_id, e.outcome) for e in events(out)] == [(consult, "abandoned")]
     sim.cms(TransferAttendedStart(agent_id="ag1", call_id=call, to_queue_id="support", **cms_fields(3)))
     sim.answer("ag3")
@@ -626,7 +626,7 @@ def test_snapshot_ends_calls_whose_channels_are_gone_and_cleans_leftovers() -> N
     out = sim.feed(Snapshot("ari.events:0:99", sim.now, frozenset({"C2", ids.agent_leg_id(c2, 1)}),
                             frozenset({leftover, ids.mixing_bridge_id(c2, 1), ids.holding_bridge_id(c2)})))
     assert [(e.call_id, e.type, getattr(e, "outcome", None)) for e in events(out)] == [(c1, "call.ended", "failed")]
-    assert intents(out) == [ReleaseAgent("ag1", c1, "repaired")]
+    assert intents(out) == []  # c1's call.ended releases ag1 in agent-state
     assert Hangup(channel_id=ids.agent_leg_id(c1, 1)) in commands(out)
     cleanup = [c for c in out if isinstance(c, AriCommand) and c.command_id.startswith("gc:")]
     assert [c.operation for c in cleanup] == [BridgeDestroy(bridge_id=leftover)]
@@ -641,6 +641,24 @@ def test_parse_ari_event_reads_the_notes_examples_and_ignores_the_rest() -> None
     assert parse_ari_event({"type": "ChannelVarset", "variable": "X", "value": "1"}, "o") is None
     assert parse_ari_event({"type": "Dial", "dialstatus": "RINGING"}, "o") is None  # no peer
     assert parse_ari_event({"type": "StasisEnd"}, "o") is None
+
+
+def test_the_sweeper_ends_a_call_open_past_its_maximum_age_and_hangs_up_its_channels() -> None:
+    sim = Sim(replace(CONFIG, max_call_age_s=3600))
+    call = talking(sim)
+    agent_leg = ids.agent_leg_id(call, 1)
+    assert [d for d in due_deadlines(sim.state, T0 + timedelta(seconds=3599), sim.config) if d.kind == "stale"] == []
+    sim.now = T0 + timedelta(seconds=3601)
+    due = due_deadlines(sim.state, sim.now, sim.config)
+    assert due == [Deadline(call, "stale", 1)]  # its other timers no longer matter
+    out = sim.feed(due[0])
+    assert [n.kind for n in out if isinstance(n, RouterNote)] == ["stale_call"]
+    hung_up = {c.channel_id for c in commands(out) if isinstance(c, Hangup)}
+    assert hung_up == {"C1", agent_leg}
+    assert [(e.type, e.outcome, e.hangup_by, e.agent_id) for e in events(out)] == [
+        ("call.ended", "failed", "system", "ag1")]  # names ag1: agent-state releases it
+    assert call not in sim.state.calls
+    assert sim.feed(due[0]) == []  # fired twice: the call is gone, nothing more
 
 
 def test_due_deadlines_and_state_serialises_for_the_table() -> None:
@@ -851,7 +869,7 @@ class World:
         for deadline in due_deadlines(self.state, self.now, WORLD_CONFIG):
             self.feed(deadline)
         for agent in AGENTS:
-            for timer in due_timers(self.machines[agent], self.now):
+            for timer in due_timers(self.machines[agent], self.now, POLICY):
                 before = self.machines[agent]
                 self.machines[agent], _ = evolve(before, timer, self.now, POLICY)
                 freed: list[str] = []

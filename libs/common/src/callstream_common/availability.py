@@ -376,36 +376,40 @@ class Availability:
 
     async def reserve(
         self, pbx_id: str, queue_id: str, call_id: str, now: datetime, *, required_skill: str | None = None,
-        min_level: int = 1, relax_levels: int = 0, exclude: Collection[str] = (),
+        min_level: int = 1, relax_levels: int = 0, exclude: Collection[str] = (), request_id: str | None = None,
     ) -> Reservation | None:
         """Reserve the first eligible agent of the queue on the PBX in the queue's order, or None.
 
         Eligible: available on that PBX, not in `exclude` (e.g. the agents that just missed this call) and,
-        with `required_skill`, at level >= `skill_threshold(min_level, relax_levels)`. If the call already
-        holds a reserved or ringing agent, that one is returned instead.
+        with `required_skill`, at level >= `skill_threshold(min_level, relax_levels)`. A repeated request
+        (same `request_id`, default: the call id) whose agent is still reserved or ringing for the call gets
+        that agent back instead: the caller re-processing an input after a crash. Each attempt of a call
+        needs its own request id, or the agent that missed the previous one would come back.
         """
         taken = await self._reserve_some(pbx_id, queue_id, call_id, now, required_skill, min_level,
-                                         relax_levels, limit=1, exclude=exclude)
+                                         relax_levels, limit=1, exclude=exclude, request_id=request_id)
         return taken[0] if taken else None
 
     async def reserve_all(
         self, pbx_id: str, queue_id: str, call_id: str, now: datetime, *, required_skill: str | None = None,
         min_level: int = 1, relax_levels: int = 0, limit: int | None = None, exclude: Collection[str] = (),
+        request_id: str | None = None,
     ) -> list[Reservation]:
         """Ring-all: reserve every eligible agent of the queue on the PBX (at most `limit`), in the queue's
         order. The first to answer keeps the call; the router releases the others."""
         if limit is not None and limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
         return await self._reserve_some(pbx_id, queue_id, call_id, now, required_skill, min_level,
-                                        relax_levels, limit=limit or 0, exclude=exclude)
+                                        relax_levels, limit=limit or 0, exclude=exclude, request_id=request_id)
 
-    async def reserve_agent(self, pbx_id: str, agent_id: str, call_id: str, now: datetime) -> Reservation | None:
+    async def reserve_agent(self, pbx_id: str, agent_id: str, call_id: str, now: datetime, *,
+                            request_id: str | None = None) -> Reservation | None:
         """Reserve one named agent (a direct call, a transfer to its extension) if it is available on the PBX,
-        whatever its queues; None otherwise. Idempotent per call like `reserve`: a call that already holds a
-        reserved or ringing agent gets that one back."""
+        whatever its queues; None otherwise. Idempotent per request like `reserve`."""
         _check_id("call id", call_id)
         reply = await self._run(self._reserve_agent, [agent_key(self._tenant, agent_id)], {
             "pbx_id": pbx_id, "agent_id": agent_id, "call_id": call_id, "now": str(_ms(now)),
+            "request_id": request_id or call_id,
         })
         if len(reply) < 3:
             return None
@@ -414,12 +418,14 @@ class Availability:
     async def _reserve_some(
         self, pbx_id: str, queue_id: str, call_id: str, now: datetime, required_skill: str | None,
         min_level: int, relax_levels: int, *, limit: int, exclude: Collection[str] = (),
+        request_id: str | None = None,
     ) -> list[Reservation]:
         _check_id("call id", call_id)
         threshold = skill_threshold(min_level, relax_levels)
         reply = await self._run(self._reserve, [ready_key(self._tenant, pbx_id, queue_id)], {
             "pbx_id": pbx_id, "call_id": call_id, "now": str(_ms(now)), "skill": required_skill,
             "threshold": str(threshold), "limit": str(limit), "exclude": sorted(exclude),
+            "request_id": request_id or call_id,
         })
         already_held = reply[0] == 1
         return [Reservation(_text(reply[i]), _text(reply[i + 1]), already_held) for i in range(1, len(reply), 2)]

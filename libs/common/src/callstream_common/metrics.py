@@ -97,6 +97,10 @@ AGENT_STATE_REDIS_CONFLICTS = Counter(
 ROUTER_INPUTS = Counter(
     "callstream_router_inputs_total", "Inputs fed to the router's decider, by input type.", ["input"],
 )
+AGENT_STATE_SWEPT = Counter(
+    "callstream_agent_state_swept_total",
+    "Agents the sweeper released: ringing or on a call past max_busy_s (the call's end was lost).",
+)
 ROUTER_NOTES = Counter(
     "callstream_router_notes_total",
     "Inputs the decider ignored or could not act on (late, repeated, unknown), by kind; never an error.",
@@ -113,5 +117,60 @@ ROUTER_CALL_EVENTS = Counter(
 ROUTER_DECIDE_LATENCY = Histogram(
     "callstream_router_decide_seconds",
     "One input's processing: decide, Redis intents and fed-back answers, produce (not the table write).",
+    buckets=LATENCY_BUCKETS,
+)
+
+# --- stats aggregator ----------------------------------------------------------------------------------
+STATS_EVENTS_FOLDED = Counter(
+    "callstream_stats_events_folded_total", "Events folded into the board state, by message type.", ["type"],
+)
+STATS_CAUGHT_UP = Gauge(
+    "callstream_stats_caught_up", "1 once the start-up replay reached the topics' ends (boards are published).",
+)
+STATS_REPLAY_SECONDS = Gauge(
+    "callstream_stats_replay_seconds", "How long the last start-up replay took (state rebuilt from the topics).",
+)
+STATS_SNAPSHOTS_PUBLISHED = Counter(
+    "callstream_stats_snapshots_published_total", "Board snapshots written to Redis and published.",
+)
+STATS_PUBLISH_SECONDS = Histogram(
+    "callstream_stats_publish_seconds", "One publish round: building the changed boards and writing them.",
+    buckets=LATENCY_BUCKETS,
+)
+STATS_EVENT_TO_PUBLISH = Histogram(
+    "callstream_stats_event_to_publish_seconds",
+    "From a board's newest event (its PBX time) to the publication of the snapshot that holds it.",
+    buckets=LATENCY_BUCKETS,
+)
+STATS_INTERVAL_ROWS = Counter(
+    "callstream_stats_interval_rows_total", "15-minute interval rows upserted into SQL.",
+)
+
+# --- stats web (wallboards) -----------------------------------------------------------------------------
+STATS_WEB_STREAMS = Gauge(
+    "callstream_stats_web_streams", "Open board streams (SSE clients) on this instance.",
+)
+STATS_WEB_SUBSCRIBED = Gauge(
+    "callstream_stats_web_subscribed", "1 while this instance's Redis subscription to board updates is live.",
+)
+STATS_WEB_PUBLICATIONS = Counter(
+    "callstream_stats_web_publications_total",
+    "Board snapshots received on the subscription, by outcome (relayed, no_streams, invalid).", ["outcome"],
+)
+STATS_WEB_SUPERSEDED = Counter(
+    "callstream_stats_web_superseded_total",
+    "Snapshots replaced in a slow client's buffer by a newer one before it took them (not an error).",
+)
+STATS_WEB_EVENTS_SENT = Counter(
+    "callstream_stats_web_events_sent_total", "Events written to streams, by event (snapshot, heartbeat).",
+    ["event"],
+)
+STATS_WEB_STREAMS_CLOSED = Counter(
+    "callstream_stats_web_streams_closed_total",
+    "Streams ended, by reason (client_gone, write_timeout, shutdown).", ["reason"],
+)
+STATS_WEB_DELIVERY_LATENCY = Histogram(
+    "callstream_stats_web_delivery_seconds",
+    "From a snapshot's arrival on this instance to its write to one client (buffer wait and socket write).",
     buckets=LATENCY_BUCKETS,
 )

@@ -18,7 +18,8 @@ What the service must deliver (the contract this machine relies on):
   pending. `ReservationLapsed` ends a reservation that never became an offer (the router released it).
 - Endpoint registration (ARI EndpointStateChange / the gateway snapshot) as `EndpointRegistration`; before a
   login on an endpoint the machine does not know yet, the service feeds that endpoint's registration first.
-- Timers: `due_timers(state, now)` lists the WrapUpExpired / ReservationLapsed inputs that are due.
+- Timers: `due_timers(state, now, policy)` lists the WrapUpExpired / ReservationLapsed / BusyTooLong inputs
+  that are due (BusyTooLong: the sweeper, for an agent whose call's end was lost).
 
 Rules worth knowing:
 
@@ -63,6 +64,9 @@ class AgentPolicy:
     # A reservation learned of through AgentReserved that no call.offered follows within this lapses.
     reservation_timeout_s: float = 15.0
     remembered_calls: int = 32
+    # The sweeper: ringing or on a call this long means its end was lost (the router ends calls older than its
+    # own, shorter, limit with a call.ended first); the agent is released (`BusyTooLong`) and it is reported.
+    max_busy_s: float = 5 * 3600.0
     missed_reason: str = "missed"
     endpoint_lost_reason: str = "endpoint_lost"
     login_reason: str = "login"
@@ -128,9 +132,18 @@ class WrapUpExpired:
     at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class BusyTooLong:
+    """The sweeper: the agent has been ringing or on `call_id` for longer than `max_busy_s`."""
+
+    call_id: str
+    at: datetime | None = None
+
+
 CmsAgentCommand = AgentLogin | AgentLogout | AgentPause | AgentUnpause | AgentEndWrapUp
 CallInput = CallOffered | CallAgentMissed | CallAnswered | CallAbandoned | CallEnded | CallTransferred
-AgentInput = CmsAgentCommand | CallInput | EndpointRegistration | AgentReserved | ReservationLapsed | WrapUpExpired
+AgentInput = (CmsAgentCommand | CallInput | EndpointRegistration | AgentReserved | ReservationLapsed | WrapUpExpired
+              | BusyTooLong)
 
 RejectReason = Literal[
     "not_for_agent", "duplicate", "stale_call", "not_logged_in", "already_logged_in", "not_allowed",
@@ -172,6 +185,8 @@ def evolve(state: AgentMachineState, input: AgentInput, now: datetime, policy: A
             return step.reserved(input)
         case ReservationLapsed():
             return step.lapsed(input.call_id)
+        case BusyTooLong():
+            return step.busy_too_long(input.call_id)
         case EndpointRegistration():
             return step.registration(input)
         case CallOffered():
@@ -187,8 +202,12 @@ def evolve(state: AgentMachineState, input: AgentInput, now: datetime, policy: A
     return step.reject("not_allowed", "unknown input")
 
 
-def due_timers(state: AgentMachineState, now: datetime) -> list[WrapUpExpired | ReservationLapsed]:
+def due_timers(state: AgentMachineState, now: datetime,
+               policy: AgentPolicy) -> list[WrapUpExpired | ReservationLapsed | BusyTooLong]:
     """The timer inputs due now (the service's tick feeds them to `evolve`)."""
+    if state.state in (AgentState.RINGING, AgentState.ON_CALL) and state.call_id is not None \
+            and state.since + timedelta(seconds=policy.max_busy_s) <= now:
+        return [BusyTooLong(state.call_id)]
     if state.state == AgentState.WRAP_UP and state.call_id is not None and state.wrapup_until is not None \
             and state.wrapup_until <= now:
         return [WrapUpExpired(state.call_id)]
@@ -341,6 +360,14 @@ class _Step:
         if s.reserved_until is not None and s.reserved_until > self.now:
             return self.reject("not_due", call_id)
         return self.release(missed=False)
+
+    def busy_too_long(self, call_id: str) -> Result:
+        s = self.s
+        if s.state not in (AgentState.RINGING, AgentState.ON_CALL) or not self.mine(call_id):
+            return self.reject("stale_call", call_id)
+        if s.since + timedelta(seconds=self.policy.max_busy_s) > self.now:
+            return self.reject("not_due", call_id)
+        return self.release(missed=False, ended_call=call_id)
 
     def registration(self, item: EndpointRegistration) -> Result:
         s = self.s

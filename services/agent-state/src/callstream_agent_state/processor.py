@@ -38,6 +38,7 @@ from callstream_agent_state.machine import (
     AgentMachineState,
     AgentOutput,
     AgentReserved,
+    BusyTooLong,
     EndpointRegistration,
     Rejection,
     due_timers,
@@ -157,7 +158,12 @@ class Processor:
             for agent_id in sorted(agents):
                 raw = self._tables.states.get(agent_id.encode())
                 if raw is not None:
-                    items.extend((agent_id, due) for due in due_timers(decode_state(raw), now))
+                    for due in due_timers(decode_state(raw), now, runtime.policy):
+                        if isinstance(due, BusyTooLong):
+                            metrics.AGENT_STATE_SWEPT.inc()
+                            log.warning("agent busy for too long: released by the sweeper", extra={
+                                "agent_id": agent_id, "call_id": due.call_id, "causation_id": position.causation})
+                        items.append((agent_id, due))
             await self._apply(runtime, position, now, items)
 
     async def _set_skills(self, position: Position, now: datetime, command: AgentSetSkills) -> None:

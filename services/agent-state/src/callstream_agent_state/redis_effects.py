@@ -45,8 +45,9 @@ async def mirror(store: Availability, change: AgentStateChanged, previous_call_i
     result = await _move(store, change, {before}, held, now)
     if before in CALL_STATES and to in (AgentState.PAUSED, AgentState.LOGGED_OUT) \
             and result.previous == AgentState.AVAILABLE:
-        # The router releases an agent to available when a call leaves it (missed, abandoned, answered
-        # elsewhere); the machine's own outcome (a pending pause, too many misses, a pending logout) wins.
+        # The router undid a reservation no call event announced (router outputs.ReleaseAgent) while the
+        # machine held it (it learned of it as ReservedFirst); the machine's own outcome (a pending pause or
+        # logout) wins over available.
         result = await _move(store, change, {AgentState.AVAILABLE}, None, now)
     if result.applied or result.previous == to or (to == AgentState.LOGGED_OUT and result.previous is None):
         return None  # done now, or before (a re-processed input)

@@ -69,6 +69,10 @@ class RouterConfig:
     tombstone_s: float = 600.0
     # A leg originated less than this before a snapshot was taken may not exist yet: it is not judged.
     snapshot_grace_s: float = 2.0
+    # The sweeper: a call still open this long after it arrived is reported and ended (its channels hung up,
+    # its agents released by its call.ended). No real call lasts that long; a lost event or a PBX that went
+    # away without a snapshot can leave one open forever, and its agent with it.
+    max_call_age_s: float = 4 * 3600.0
 
     def queue(self, queue_id: str | None) -> QueueConfig | None:
         return None if queue_id is None else self.queues.get(queue_id)

@@ -75,7 +75,7 @@ from callstream_router.inputs import (
     StasisEnd,
     StasisStart,
 )
-from callstream_router.outputs import ReleaseAgent, ReleaseReason, ReserveAgent, RouterNote, RouterOutput
+from callstream_router.outputs import ReleaseAgent, ReserveAgent, RouterNote, RouterOutput
 from callstream_router.state import CallState, Consult, DryMark, Ended, Leg, RouterState
 from callstream_router.strategies import effective_level, next_relaxation, waiting_order
 
@@ -160,8 +160,8 @@ class _Work:
         self.requests[request_id] = owner
         return request_id
 
-    def release(self, agent_id: str, call_id: str, reason: ReleaseReason) -> None:
-        self.out.append(ReleaseAgent(agent_id, call_id, reason))
+    def release(self, agent_id: str, call_id: str) -> None:
+        self.out.append(ReleaseAgent(agent_id, call_id))
 
     def note(self, kind: str, detail: str) -> None:
         self.out.append(RouterNote(kind, detail))
@@ -371,7 +371,7 @@ def _on_reserved(w: _Work, res: ReservationResult) -> None:
         for agent in res.agents:
             # A repeated answer must not release an agent the call is ringing or talking to now.
             if call is None or not _involved(call, agent.agent_id):
-                w.release(agent.agent_id, res.call_id, "not_needed")
+                w.release(agent.agent_id, res.call_id)
         if res.agents:
             w.note("stale_reservation", f"request {res.request_id} for call {res.call_id}")
         return
@@ -392,7 +392,7 @@ def _on_reserved(w: _Work, res: ReservationResult) -> None:
     ring_all = queue is not None and queue.strategy == "ring_all"
     take = res.agents if ring_all else res.agents[:1]
     for extra in res.agents[len(take):]:
-        w.release(extra.agent_id, call.call_id, "not_needed")
+        w.release(extra.agent_id, call.call_id)
     timeout = queue.ring_timeout_s if queue is not None else w.config.direct_ring_timeout_s
     for agent in take:
         call = _offer(w, call, agent, timeout)
@@ -422,7 +422,7 @@ def _caller_id(call: CallState) -> str | None:
 
 def _offer(w: _Work, call: CallState, agent: ReservedAgent, timeout: int) -> CallState:
     if not _usable(agent):
-        w.release(agent.agent_id, call.call_id, "not_needed")
+        w.release(agent.agent_id, call.call_id)
         w.note("bad_reservation", f"agent {agent.agent_id!r} endpoint {agent.endpoint!r}")
         return call
     attempt = call.attempts + 1
@@ -481,7 +481,6 @@ def _on_agent_answer(w: _Work, channel_id: str) -> None:
     for other in call.legs:
         if other.channel_id != channel_id:
             w.command(call.call_id, Hangup(channel_id=other.channel_id, reason="answered_elsewhere"))
-            w.release(other.agent_id, call.call_id, "answered_elsewhere")
     w.emit(CallAnswered(
         call_id=call.call_id, at=w.at, queue_id=_queue_of(call), agent_id=leg.agent_id, bridge_id=bridge,
         wait_s=max(0.0, (w.at - call.waiting_since).total_seconds()),
@@ -522,7 +521,6 @@ def _leg_failed(w: _Work, call: CallState, leg: Leg, reason: MissReason, *, hang
         w.command(call.call_id, Hangup(channel_id=leg.channel_id, reason="timeout"))
     w.emit(CallAgentMissed(call_id=call.call_id, at=w.at, queue_id=_queue_of(call), agent_id=leg.agent_id,
                            reason=reason))
-    w.release(leg.agent_id, call.call_id, "missed")
     missed = call.missed if leg.agent_id in call.missed else (*call.missed, leg.agent_id)
     call = replace(call, legs=tuple(x for x in call.legs if x.channel_id != leg.channel_id), missed=missed)
     w.put(call)
@@ -563,7 +561,6 @@ def _caller_gone(w: _Work, call: CallState, cause: int | None) -> None:
     if call.phase == "waiting":
         for leg in call.legs:
             w.command(call.call_id, Hangup(channel_id=leg.channel_id, reason="normal"))
-            w.release(leg.agent_id, call.call_id, "abandoned")
         if call.route == "queue" and call.queue_id is not None:
             w.emit(CallAbandoned(
                 call_id=call.call_id, at=w.at, queue_id=call.queue_id,
@@ -675,6 +672,12 @@ def _on_deadline(w: _Work, d: Deadline) -> None:  # noqa: C901 - one branch per 
             w.put(replace(call, overflow_due=True))
         else:
             _overflow(w, call)
+    elif d.kind == "stale":
+        if call.waiting_since + timedelta(seconds=w.config.max_call_age_s) <= now:
+            w.note("stale_call", f"call {call.call_id} open since {call.waiting_since.isoformat()} ({call.phase})")
+            # Unlike a snapshot repair, the caller's channel may still be there: it goes too.
+            w.command(call.call_id, Hangup(channel_id=call.caller_channel, reason="normal"))
+            _repair_end(w, call)
     elif d.kind == "retry":
         if call.wakes == d.attempt and call.retry_at is not None and call.retry_at <= now:
             w.put(replace(call, retry_at=None, wakes=call.wakes + 1))
@@ -743,7 +746,6 @@ def _on_snapshot(w: _Work, snap: Snapshot) -> None:
 def _repair_end(w: _Work, call: CallState) -> None:
     for leg in call.legs:
         w.command(call.call_id, Hangup(channel_id=leg.channel_id, reason="normal"))
-        w.release(leg.agent_id, call.call_id, "repaired")
     if call.consult is not None:
         call = _drop_consult(w, call, "system")
     if call.agent_channel is not None:
@@ -872,7 +874,7 @@ def _consult_reserved(w: _Work, call: CallState, agents: tuple[ReservedAgent, ..
     usable = [a for a in agents if _usable(a)]
     for agent in agents:
         if not usable or agent is not usable[0]:
-            w.release(agent.agent_id, consult.consult_id, "not_needed")
+            w.release(agent.agent_id, consult.consult_id)
     if not usable:
         w.note("consult_unavailable", f"consultation {consult.consult_id}: no agent available")
         _consult_back(w, replace(call, consult=replace(consult, request_id=None)))
@@ -921,7 +923,6 @@ def _consult_failed(w: _Work, call: CallState, reason: MissReason, *, hangup: bo
         w.command(call.call_id, Hangup(channel_id=consult.leg.channel_id, reason="timeout"))
     w.emit(CallAgentMissed(call_id=consult.consult_id, at=w.at, queue_id=consult.to_queue_id,
                            agent_id=consult.leg.agent_id, reason=reason))
-    w.release(consult.leg.agent_id, consult.consult_id, "missed")
     w.emit(CallEnded(call_id=consult.consult_id, at=w.at, queue_id=consult.to_queue_id, agent_id=None,
                      outcome="failed", hangup_by="system"))
     _consult_back(w, replace(call, consult=None))
@@ -937,7 +938,6 @@ def _drop_consult(w: _Work, call: CallState, hangup_by: HangupBy, *, hang_up: bo
         if hang_up:
             w.command(call.call_id, Hangup(channel_id=leg.channel_id, reason="normal"))
         if consult.answered_at is None:
-            w.release(leg.agent_id, consult.consult_id, "cancelled")
             w.emit(CallEnded(call_id=consult.consult_id, at=w.at, queue_id=consult.to_queue_id, agent_id=None,
                              outcome="abandoned", hangup_by=hangup_by))
         else:

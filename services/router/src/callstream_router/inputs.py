@@ -132,7 +132,7 @@ class ReservationResult:
         return ids.answer_origin(self.request_id)
 
 
-DeadlineKind = Literal["ring", "max_wait", "retry", "reserve", "consult_ring", "consult_reserve"]
+DeadlineKind = Literal["ring", "max_wait", "retry", "reserve", "consult_ring", "consult_reserve", "stale"]
 
 
 @dataclass(frozen=True)

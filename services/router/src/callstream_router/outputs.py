@@ -45,17 +45,20 @@ class ReserveAgent:
     exclude: tuple[str, ...] = ()
 
 
-ReleaseReason = Literal["missed", "abandoned", "answered_elsewhere", "not_needed", "cancelled", "repaired"]
-
-
 @dataclass(frozen=True)
 class ReleaseAgent:
-    """Undo a reservation that did not become an answered call: compare-and-set on (reserved|ringing, call_id)
-    back to available. A no-op when agent-state has already moved the agent on."""
+    """Undo a reservation that no call event announces (an answer for a call that no longer wants it, ring-all
+    surplus, an unusable endpoint): agent-state never heard of it, so the router puts the agent back itself,
+    a compare-and-set on (reserved, call_id) to available.
+
+    Every other release is agent-state's: the call event naming the agent (agent-missed, abandoned, answered
+    by another agent, ended) is the release, and agent-state's machine decides where the agent goes
+    (available, a pending pause, auto-pause, logout). Once a call event names an agent, only agent-state moves
+    it out of reserved or ringing: with two writers, a router release followed by a new reservation raced
+    with agent-state's own move and left agents stuck (docs/acd.md, "Who moves an agent")."""
 
     agent_id: str
     call_id: str
-    reason: ReleaseReason
 
 
 @dataclass(frozen=True)

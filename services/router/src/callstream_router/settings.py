@@ -22,6 +22,9 @@ class RouterSettings(ServiceSettings):
         default=30.0, gt=0, le=3600,
         description="Commands the gateway has not run by then are answered 'expired' (a backlog must not ring "
         "agents for calls long gone).")
+    max_call_age_s: float = Field(
+        default=4 * 3600.0, gt=0, le=7 * 24 * 3600,
+        description="The sweeper: a call still open this long after it arrived is reported and ended.")
     session_timeout_s: float = Field(
         default=60.0, ge=6, le=300,
         description="How long Kafka waits for a silent worker before moving its PBXs to another one.")

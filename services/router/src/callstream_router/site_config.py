@@ -37,5 +37,6 @@ def router_configs(site: SiteConfig, settings: RouterSettings) -> dict[str, Rout
     for pbx_id in site.pbxs:
         extensions = {agent.extension: agent.id for agent in site.agents.values() if agent.pbx == pbx_id}
         configs[pbx_id] = RouterConfig(pbx_id=pbx_id, app=settings.ari_app, queues=queues, dids=dids,
-                                       extensions=extensions, command_ttl_s=settings.command_ttl_s)
+                                       extensions=extensions, command_ttl_s=settings.command_ttl_s,
+                                       max_call_age_s=settings.max_call_age_s)
     return configs

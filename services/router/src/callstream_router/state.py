@@ -124,6 +124,9 @@ def due_deadlines(state: RouterState, now: datetime, config: RouterConfig) -> li
     """The timers due at `now`, as inputs for `decide`; the service calls it on a periodic tick."""
     due: list[Deadline] = []
     for call in state.calls.values():
+        if call.waiting_since + timedelta(seconds=config.max_call_age_s) <= now:
+            due.append(Deadline(call.call_id, "stale", 1))
+            continue  # it is ended whole; its other timers no longer matter
         for leg in call.legs:
             if leg.ring_deadline <= now:
                 due.append(Deadline(call.call_id, "ring", leg.attempt))

@@ -7,6 +7,7 @@
 local ready = KEYS[1]
 local pbx_id = args.pbx_id
 local call_id = args.call_id
+local request_id = args.request_id
 local now = args.now
 local threshold = tonumber(args.threshold)
 local skill = args.skill
@@ -17,12 +18,15 @@ if args.exclude ~= nil and args.exclude ~= NULL then
     for _, agent_id in ipairs(args.exclude) do exclude[agent_id] = true end
 end
 
--- A replayed reservation (the router re-processing an input after a crash) gets the agents the call
--- already holds instead of taking more: otherwise the first ones would stay reserved for nobody.
+-- A replayed reservation (the router re-processing an input after a crash: the same request id) gets the
+-- agents that request took instead of taking more: otherwise the first ones would stay reserved for nobody.
+-- A new request of the same call (the next attempt after a miss) is not a replay: the agent that missed may
+-- still be ringing for the call until agent-state releases it, and must not be handed back.
 local held = {0}
 for _, agent_id in ipairs(holders(call_id)) do
-    local h = redis.call('HMGET', agent_key(agent_id), 'state', 'call_id', 'pbx_id', 'endpoint')
-    if (h[1] == 'reserved' or h[1] == 'ringing') and h[2] == call_id and h[3] == pbx_id then
+    local h = redis.call('HMGET', agent_key(agent_id), 'state', 'call_id', 'pbx_id', 'endpoint', 'request')
+    if (h[1] == 'reserved' or h[1] == 'ringing') and h[2] == call_id and h[3] == pbx_id
+            and h[5] == request_id then
         held[1] = 1
         table.insert(held, agent_id)
         table.insert(held, h[4])
@@ -59,8 +63,8 @@ while budget > 0 do
                 removed = removed + 1
                 unhold(h[6], agent_id)
                 hold(call_id, agent_id)
-                redis.call('HSET', key, 'state', 'reserved', 'call_id', call_id, 'reason', '', 'since', now,
-                    'reserved_at', now, 'last_offered', now)
+                redis.call('HSET', key, 'state', 'reserved', 'call_id', call_id, 'request', request_id,
+                    'reason', '', 'since', now, 'reserved_at', now, 'last_offered', now)
                 redis.call('HINCRBY', key, 'ver', 1)
                 table.insert(taken, agent_id)
                 table.insert(taken, h[4])
