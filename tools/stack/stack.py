@@ -24,7 +24,9 @@ user cannot reach <repo>/.stack (see Postgres.base_dir).
 
 Only the standard library is used, so this runs with the system python3 before any venv exists.
 Missing system packages (postgresql, redis-server, maven, a JRE) are installed with apt-get when
-running as root; otherwise the script names them and stops.
+running as root; otherwise the script names them and stops. `up` also installs what the test suite needs
+from the system (chromium, for the wallboard's browser test) as root; without root it only says so, since
+the stack runs without it and that test skips outside CI.
 
 Processes are stopped only by the pid recorded when this script started them, and only after checking
 that the pid still is that process (same start time in /proc/<pid>/stat and the expected command line),
@@ -273,6 +275,23 @@ def ensure_packages(missing: dict[str, str]) -> None:
                                  f"{apt_log}:\n{log_tail(apt_log)}")
             if cmd[1] == "update":
                 _apt_updated = True
+
+
+# Not part of the stack, but what the test suite needs from the system: package -> (file it provides, why).
+TEST_PACKAGES = {
+    "chromium": ("/usr/bin/chromium", "headless browser for the wallboard page test, tests/stats"),
+}
+
+
+def missing_test_packages() -> dict[str, str]:
+    """The test packages to install with the stack's own ones; without root (or apt) only a note: the stack
+    does not need them, and the tests that do skip outside CI (and fail in CI, where we run as root)."""
+    missing = {pkg: why for pkg, (path, why) in TEST_PACKAGES.items() if not Path(path).exists()}
+    if missing and (os.geteuid() != 0 or not shutil.which("apt-get")):
+        say(f"note: {', '.join(f'{pkg} ({why})' for pkg, why in sorted(missing.items()))} is not installed; "
+            f"as root `up` installs it (apt-get install -y {' '.join(sorted(missing))})")
+        return {}
+    return missing
 
 
 def find_java() -> str | None:
@@ -1127,6 +1146,7 @@ def cmd_up(services: list[Service], timeout: float | None) -> int:
         missing: dict[str, str] = {}
         for s in to_start:
             missing.update(s.missing_packages())
+        missing.update(missing_test_packages())
         ensure_packages(missing)
 
         # 3. Launch everything first and wait afterwards, so Kafka's JVM warms up meanwhile.
