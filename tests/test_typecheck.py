@@ -7,7 +7,7 @@ from mypy import api
 from conftest import ROOT
 
 STRICT_PATHS = ["libs/common/src", "tools/admin/src", "services/ari-gateway/src", "services/router/src",
-                "services/agent-state/src"]
+                "services/agent-state/src", "services/stats/src"]
 
 
 def test_strict_type_check_passes() -> None:

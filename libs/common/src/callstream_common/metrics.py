@@ -97,6 +97,11 @@ AGENT_STATE_REDIS_CONFLICTS = Counter(
 ROUTER_INPUTS = Counter(
     "callstream_router_inputs_total", "Inputs fed to the router's decider, by input type.", ["input"],
 )
+STREAM_GAPS_HEALED = Counter(
+    "callstream_stream_gaps_healed_total",
+    "Partitions a stream processor sought back because a record after the commit point was never processed.",
+    ["service", "topic"],
+)
 AGENT_STATE_SWEPT = Counter(
     "callstream_agent_state_swept_total",
     "Agents the sweeper released: ringing or on a call past max_busy_s (the call's end was lost).",

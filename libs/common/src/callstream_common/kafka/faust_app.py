@@ -44,12 +44,30 @@ class _IdempotentProducer(faust_aiokafka.Producer):
         return {"acks": "all", "enable_idempotence": True}
 
 
+class _Consumer(faust_aiokafka.Consumer):
+    """faust commits a run of acked offsets even when the record *at* the committed offset is missing from it
+    (its check tolerates one hole: `min(acked) - committed > 1`, off by one since the committed offset became
+    the next one to read). A record dropped at a rebalance would then be committed past, i.e. lost. Here a
+    hole at the head is never committed past; GapHealer seeks back and the record is delivered again."""
+
+    def _new_offset(self, tp: Any) -> int | None:
+        committed = self._committed_offset[tp]
+        if head_gap(committed, self._acked[tp]):
+            return None
+        offset: int | None = super()._new_offset(tp)
+        return offset
+
+
 class _Transport(faust_aiokafka.Transport):
+    Consumer = _Consumer
     Producer = _IdempotentProducer
 
 
 class CallstreamApp(faust.App):
-    """faust.App whose producer is idempotent with acks=all."""
+    """faust.App whose producer is idempotent with acks=all and whose consumer never commits past a hole."""
+
+    def _new_transport(self) -> Any:
+        return _Transport(self.conf.broker_consumer, self)
 
     def _new_producer_transport(self) -> Any:
         return _Transport(self.conf.broker_producer, self)
@@ -88,9 +106,58 @@ def create_app(
     }
     options.update(overrides)
     app = CallstreamApp(app_id, **options)
+    healer = GapHealer(app, settings.service)
+    app.timer(GAP_CHECK_S, name=f"{app_id}.gap-healer")(healer.check)
     if web_port is not None:
         setup_prometheus_sensors(app, registry=REGISTRY, name_prefix=f"faust_{settings.service}")
     return app
+
+
+# How often the worker looks for a partition whose commits are stuck behind a record it never processed.
+GAP_CHECK_S = 5.0
+
+
+def head_gap(committed: int | None, acked: list[int]) -> bool:
+    """True when the records acked since the last commit do not start at the committed offset: a record right
+    after the commit point was never processed, so faust (which commits only a run of consecutive acked
+    offsets from there) will never commit this partition again."""
+    return committed is not None and bool(acked) and min(acked) > committed
+
+
+class GapHealer:
+    """Works around a faust start-up race: a record fetched while the consumer group's generation changes can be
+    dropped (faust's getmany stops iterating its batch) without the fetch position going back, so the worker
+    acks the records after it but can never commit past it; after a restart (or on the next rebalance) the
+    partition would be re-read from that old offset, and meanwhile the partition's outputs stop moving (seen
+    in about one router restart in ten under load, docs/acd.md). A partition seen with such a gap on two
+    checks in a row (same committed offset) is sought back to its committed offset: the missing record and
+    those after it are delivered again — harmless, effects are idempotent (at-least-once) — and commits
+    resume. Relies on faust's consumer bookkeeping (`_committed_offset`, `_acked`), pinned by the lock file."""
+
+    def __init__(self, app: faust.App, service: str) -> None:
+        self._app = app
+        self._service = service
+        self._suspects: dict[Any, int] = {}  # tp -> the committed offset seen with a head gap
+
+    async def check(self) -> None:
+        consumer = self._app.consumer
+        if not getattr(consumer, "flow_active", False):
+            return  # a rebalance or recovery is under way: the gap may be closing by itself
+        committed_offsets = getattr(consumer, "_committed_offset", {})
+        acked_offsets = getattr(consumer, "_acked", {})
+        gapped: dict[Any, int] = {}
+        for tp in consumer.assignment():
+            committed = committed_offsets.get(tp)
+            if committed is not None and head_gap(committed, list(acked_offsets.get(tp, ()))):
+                gapped[tp] = committed
+        stuck = [tp for tp, committed in gapped.items() if self._suspects.get(tp) == committed]
+        self._suspects = {tp: c for tp, c in gapped.items() if tp not in stuck}
+        if stuck:
+            for tp in stuck:
+                metrics.STREAM_GAPS_HEALED.labels(self._service, tp.topic).inc()
+            log.warning("offsets stuck behind a record never processed: seeking back to the committed offsets",
+                        extra={"partitions": [f"{tp.topic}:{tp.partition}@{gapped[tp]}" for tp in stuck]})
+            await consumer.perform_seek()
 
 
 def internal_topics(app: faust.App) -> list[PlannedTopic]:
