@@ -23,8 +23,9 @@ from callstream_common.settings import ServiceSettings
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
-# Consumers of a group scale with `docker compose up --scale NAME=N`.
-SCALABLE = ("router", "agent-state", "stats", "dialer")
+# Consumers of a group, and the wallboard web side, scale with `docker compose up --scale NAME=N`. The stats
+# aggregator does not (one per tenant: docs/metrics.md).
+SCALABLE = ("router", "agent-state", "stats-web", "dialer")
 SERVICE_ENV = ("CALLSTREAM_KAFKA_BOOTSTRAP", "CALLSTREAM_PG_DSN", "CALLSTREAM_REDIS_URL")
 
 def _check_jsonschema(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -136,7 +137,31 @@ def test_scalable_consumers_have_no_fixed_name_or_host_port() -> None:
     services = _compose()["services"]
     for name in SCALABLE:
         assert "container_name" not in services[name], name
-        assert "ports" not in services[name], f"{name}: a fixed host port breaks --scale"
+        for entry in services[name].get("ports", []):
+            # Only a host port range lets each replica take its own port.
+            *_, host, _container = str(entry).split(":")
+            assert "-" in host, f"{name}: a fixed host port {entry!r} breaks --scale"
+
+
+def test_stats_halves_run_separately_and_the_boards_are_published() -> None:
+    from callstream_stats.__main__ import COMMANDS
+    from callstream_stats.web.settings import StatsWebSettings
+
+    services = _compose()["services"]
+    aggregate, web = services["stats-aggregate"], services["stats-web"]
+    assert aggregate["command"] == ["python", "-m", "callstream_stats", "aggregate"]
+    assert "stats-aggregate" not in SCALABLE  # one per tenant
+    command = web["command"]
+    assert command[:4] == ["python", "-m", "callstream_stats", "web"]
+    assert {aggregate["command"][3], command[3]} <= set(COMMANDS)
+    # The flags are the web settings' own (load_settings would stop the container on an unknown one).
+    flags = dict(zip(command[4::2], command[5::2], strict=True))
+    assert {flag[2:].replace("-", "_") for flag in flags} <= set(StatsWebSettings.model_fields)
+    assert flags["--host"] == "0.0.0.0", "the default (loopback) is unreachable from outside the container"
+    port = int(flags["--port"])
+    published = [str(entry).split(":") for entry in web["ports"]]
+    assert [(ip, int(container)) for ip, _host, container in published] == [("127.0.0.1", port)]
+    assert f"127.0.0.1:{port}/health" in " ".join(web["healthcheck"]["test"])
 
 
 def test_host_ports_match_the_local_stack() -> None:
