@@ -106,6 +106,10 @@ AGENT_STATE_SWEPT = Counter(
     "callstream_agent_state_swept_total",
     "Agents the sweeper released: ringing or on a call past max_busy_s (the call's end was lost).",
 )
+ROUTER_TICKS_HELD = Counter(
+    "callstream_router_ticks_held_total",
+    "Ticks not sent because the worker was behind on that partition's ari.events (its deadlines wait).",
+)
 ROUTER_NOTES = Counter(
     "callstream_router_notes_total",
     "Inputs the decider ignored or could not act on (late, repeated, unknown), by kind; never an error.",

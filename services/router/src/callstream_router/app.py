@@ -27,8 +27,9 @@ from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from typing import Any
 
-from faust.types import EventT, StreamT
+from faust.types import TP, EventT, StreamT
 
+from callstream_common import metrics
 from callstream_common.availability import Availability
 from callstream_common.kafka.faust_app import CallstreamApp, create_app, decoded, source_topic
 from callstream_common.messages.agents import AgentState, AgentStateChanged
@@ -43,6 +44,7 @@ from callstream_common.sql.migrations_runner import COMMON_MIGRATIONS
 from callstream_common.topics import TopicName, topic_name
 
 from callstream_router import ids, projection
+from callstream_router.backlog import Backlog
 from callstream_router.inputs import (
     AgentFreed,
     CmsTransfer,
@@ -135,6 +137,8 @@ def build(settings: RouterSettings) -> CallstreamApp:
         tenant=settings.tenant, producer=settings.producer_id, partitions=settings.pbx_partitions,
         emit_commands=settings.emit_commands)
     service = settings.service
+    backlog = Backlog(settings.deadline_backlog_slack)
+    ari_topic = ari.get_topic_name()
 
     async def resources() -> None:
         # Held open for the worker's life; faust cancels the task at shutdown and the stack closes in reverse.
@@ -151,6 +155,7 @@ def build(settings: RouterSettings) -> CallstreamApp:
             origin, now = origin_of(event), time_of(event)
             await processor.handle(event.message.partition, message.pbx_id, now,
                                    ari_input(message.body, origin, now), causation=origin)
+            backlog.processed(event.message.partition, event.message.offset)
 
     @app.agent(agents)
     async def on_agents(stream: StreamT[Any]) -> None:
@@ -194,9 +199,16 @@ def build(settings: RouterSettings) -> CallstreamApp:
         if not processor.ready:
             return
         name = ticks.get_topic_name()
+        consumer = app.consumer
+        committed = getattr(consumer, "_committed_offset", {})  # faust's; see Backlog.behind
         for tp in app.assignor.assigned_actives():
-            if tp.topic == name:
-                await ticks.send(key=None, value=b"", partition=tp.partition)
+            if tp.topic != name:
+                continue
+            events_tp = TP(ari_topic, tp.partition)
+            if backlog.behind(tp.partition, consumer.highwater(events_tp), committed.get(events_tp)):
+                metrics.ROUTER_TICKS_HELD.inc()
+                continue  # its deadlines wait until the events that may cancel them are read (backlog.py)
+            await ticks.send(key=None, value=b"", partition=tp.partition)
 
     app.timer(interval=settings.tick_interval_s)(tick)
 

@@ -22,6 +22,10 @@ class RouterSettings(ServiceSettings):
         default=30.0, gt=0, le=3600,
         description="Commands the gateway has not run by then are answered 'expired' (a backlog must not ring "
         "agents for calls long gone).")
+    deadline_backlog_slack: int = Field(
+        default=50, ge=0, le=1_000_000,
+        description="Deadlines of a PBX wait while the worker is more than this many records behind on its "
+        "ari.events partition (a backlog may hold the answer that cancels them).")
     max_call_age_s: float = Field(
         default=4 * 3600.0, gt=0, le=7 * 24 * 3600,
         description="The sweeper: a call still open this long after it arrived is reported and ended.")
