@@ -20,6 +20,7 @@ from callstream_common.availability import AgentSnapshot, Availability
 from callstream_common.codec import Codec, Message, new_envelope
 from callstream_common.kafka.admin import ensure_topics, plan_topics
 from callstream_common.kafka.producer import Producer
+from callstream_common.redis_store import agent_key
 from callstream_common.messages.agents import AgentState
 from callstream_common.messages.ari import GatewaySnapshot, RawAriEvent
 from callstream_common.messages.base import Body
@@ -313,6 +314,9 @@ async def test_agent_state_service_end_to_end(
                 await until(lambda: _at_least(committed_total(settings.kafka_bootstrap, group, name, 3), count),
                             what=f"offsets of {name} committed")
             stop(worker, signal.SIGKILL)
+            # Redis loses the agent meanwhile (flushed, failed over to an older copy): the restarted worker
+            # re-creates it logged out, then puts it back as its resumed state says (available).
+            assert await redis_client.delete(agent_key(settings.tenant, AGENT)) == 1
             ticks_before = await ticks_sent(settings)
             worker = start_service("callstream_agent_state", settings, empty_database, log_path, tmp_path / "data")
             # The restarted worker ticks once it has recovered its tables and opened its resources. Waiting for
@@ -320,6 +324,8 @@ async def test_agent_state_service_end_to_end(
             # the generation changes is skipped without being re-read (see the service's report).
             await until(lambda: _at_least(ticks_sent(settings), ticks_before + 3), timeout=60,
                         what=f"the restarted worker ticking {where}")
+            restored = await until(lambda: in_state(store, AgentState.AVAILABLE), what=f"Redis repaired {where}")
+            assert restored.endpoint == ENDPOINT
             await drive.send(TopicName.CMS_COMMANDS, AgentPause(
                 command_id=drive.cmd_id(), requested_at=datetime.now(UTC), agent_id=AGENT, reason="lunch"))
             await until(lambda: in_state(store, AgentState.PAUSED, "lunch"), timeout=60,

@@ -102,6 +102,11 @@ STREAM_GAPS_HEALED = Counter(
     "Partitions a stream processor sought back because a record after the commit point was never processed.",
     ["service", "topic"],
 )
+AGENT_STATE_REDIS_REPAIRED = Counter(
+    "callstream_agent_state_redis_repaired_total",
+    "Agents whose Redis availability a worker repaired from its own state at start (logged in or not).",
+    ["to_state"],
+)
 AGENT_STATE_SWEPT = Counter(
     "callstream_agent_state_swept_total",
     "Agents the sweeper released: ringing or on a call past max_busy_s (the call's end was lost).",

@@ -74,7 +74,8 @@ def build(settings: AgentStateSettings) -> CallstreamApp:
         return await app.producer.send_and_wait(topic, key, value, None, None, headers)
 
     processor = Processor(tables, send, tenant=settings.tenant, producer=settings.producer_id,
-                          agents_topic=topic_name(TopicName.AGENTS, settings.topic_prefix))
+                          agents_topic=topic_name(TopicName.AGENTS, settings.topic_prefix),
+                          partitions=settings.pbx_partitions)
     service = settings.service
 
     async def resources() -> None:

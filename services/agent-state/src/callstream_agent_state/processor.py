@@ -20,6 +20,7 @@ from datetime import datetime
 
 from callstream_common import metrics
 from callstream_common.codec import encode, new_envelope
+from callstream_common.partitioner import partition_for
 from callstream_common.messages.agents import (
     AgentLoggedIn,
     AgentReassigned,
@@ -45,7 +46,7 @@ from callstream_agent_state.machine import (
     evolve,
 )
 from callstream_agent_state.positions import Position
-from callstream_agent_state.redis_effects import ensure_agent, mirror
+from callstream_agent_state.redis_effects import ensure_agent, mirror, reconcile
 from callstream_agent_state.routing import (
     as_call_input,
     as_cms_command,
@@ -77,12 +78,14 @@ class Tables:
 
 
 class Processor:
-    def __init__(self, tables: Tables, send: Send, *, tenant: str, producer: str, agents_topic: str) -> None:
+    def __init__(self, tables: Tables, send: Send, *, tenant: str, producer: str, agents_topic: str,
+                 partitions: int) -> None:
         self._tables = tables
         self._send = send
         self._tenant = tenant
         self._producer = producer
         self._agents_topic = agents_topic
+        self._partitions = partitions
         self._runtime: Runtime | None = None
         self._ready = asyncio.Event()
         self._locks: dict[int, asyncio.Lock] = {}
@@ -90,6 +93,8 @@ class Processor:
         # runtime.directory; and the endpoints of agents configured since start.
         self._changed: dict[str, AgentEntry] = {}
         self._endpoints: dict[str, str] = {}
+        # Partitions whose agents were checked against Redis since this worker got them (on their first tick).
+        self._reconciled: set[int] = set()
 
     def start(self, runtime: Runtime) -> None:
         self._runtime = runtime
@@ -155,6 +160,9 @@ class Processor:
         async with self._lock(position.partition):
             items: list[tuple[str, AgentInput]] = []
             agents = decode_names(self._tables.agents_of_partition.get(str(position.partition).encode()))
+            if position.partition not in self._reconciled:
+                await self._reconcile(runtime, position.partition, sorted(agents), now)
+                self._reconciled.add(position.partition)
             for agent_id in sorted(agents):
                 raw = self._tables.states.get(agent_id.encode())
                 if raw is not None:
@@ -165,6 +173,24 @@ class Processor:
                                 "agent_id": agent_id, "call_id": due.call_id, "causation_id": position.causation})
                         items.append((agent_id, due))
             await self._apply(runtime, position, now, items)
+
+    async def _reconcile(self, runtime: Runtime, partition: int, agents: Sequence[str], now: datetime) -> None:
+        """Redis made to agree with the resumed machine states on who is logged in (redis_effects.reconcile):
+        without it, a worker restarted over a Redis that lost its agents would leave them unroutable. Only
+        the agents whose PBX is now this partition's: an agent reassigned to another PBX left its old state
+        behind in the old partition's changelog, and that state says nothing any more."""
+        for agent_id in agents:
+            raw = self._tables.states.get(agent_id.encode())
+            entry = self._entry(runtime, agent_id)
+            if raw is None or entry is None or partition_for(entry.pbx_id.encode(), self._partitions) != partition:
+                continue
+            state = decode_state(raw)
+            repaired = await reconcile(runtime.store, self._on_its_phone(entry, now), state.state, state.call_id,
+                                       state.pause_reason, now)
+            if repaired is not None:
+                metrics.AGENT_STATE_REDIS_REPAIRED.labels(str(state.state)).inc()
+                log.warning("redis availability repaired from the agent's state", extra={
+                    "agent_id": agent_id, "to": str(state.state), "found": str(repaired)})
 
     async def _set_skills(self, position: Position, now: datetime, command: AgentSetSkills) -> None:
         """New skills: the queues the agent serves follow (Redis), the configuration is updated (SQL), and

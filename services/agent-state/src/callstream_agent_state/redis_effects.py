@@ -81,3 +81,27 @@ async def _move(store: Availability, change: AgentStateChanged, expected: set[Ag
                 return result
             # A direct answer finds the agent available, holding no call.
             return await store.set_state(agent_id, to, now=now, call_id=change.call_id, expected_states=expected)
+
+
+async def reconcile(store: Availability, entry: AgentEntry, machine: AgentState, call_id: str | None,
+                    reason: str | None, now: datetime) -> AgentState | None:
+    """Make Redis say the agent is logged in when the machine says so and Redis has it logged out: the state the
+    worker resumed from its changelog is the truth, Redis may have been flushed, restored from an older copy,
+    or re-created logged out. Returns the state Redis was repaired from, None when nothing was done.
+
+    Disagreements between two logged-in states are left alone: the router may have reserved the agent since
+    (newer than the machine), and the inputs on their way settle those as they are processed."""
+    current = await store.get(entry.agent_id)
+    found = current.state if current is not None else None
+    logged_in = machine != AgentState.LOGGED_OUT
+    if logged_in and found in (None, AgentState.LOGGED_OUT):
+        await ensure_agent(store, entry, now)  # with the phone it is logged in on, for the router to dial
+        busy = machine in CALL_STATES or machine == AgentState.WRAP_UP
+        result = await store.set_state(entry.agent_id, machine, now=now, expected_states={AgentState.LOGGED_OUT},
+                                       call_id=call_id if busy else None,
+                                       reason=reason if machine == AgentState.PAUSED else None)
+        return AgentState.LOGGED_OUT if result.applied else None
+    # Not the other way (the machine logged out, Redis logged in): an agent reassigned to another PBX leaves a
+    # logged-out state behind in its old partition's changelog, and a restarted worker owning both partitions
+    # may resume that one for the agent (the states table is keyed by agent id: docs/acd.md, known issues).
+    return None
