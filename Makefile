@@ -46,7 +46,7 @@ schemas: env
 	@$(PY) -m callstream_common.contract.generate --out schemas
 
 typecheck: env
-	@$(PY) -m mypy libs/common/src tools/admin/src services/ari-gateway/src services/router/src services/agent-state/src
+	@$(PY) -m mypy libs/common/src tools/admin/src services/ari-gateway/src services/router/src services/agent-state/src services/stats/src
 
 # The suite leaves the stack running (a second `make test` starts at once); `make stack-down` stops it.
 test: env stack-up
@@ -75,3 +75,7 @@ bench-sim: env
 .PHONY: bench-gateway
 bench-gateway: env stack-up
 	@$(PY) bench/bench_gateway.py
+
+.PHONY: bench-routing
+bench-routing: env stack-up
+	@$(PY) bench/bench_routing.py

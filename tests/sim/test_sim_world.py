@@ -246,6 +246,26 @@ async def test_request_log_for_latency_measurements(sim: Sim) -> None:
     assert later["requests"] == [] and later["next"] == log["next"]
 
 
+async def test_stasis_start_log_stamps_the_write(sim: Sim) -> None:
+    """bench-routing measures from a caller's StasisStart leaving the simulator: logged once written, on the
+    clock of /_sim/requests; a StasisStart with no WebSocket to go to is not logged."""
+    nobody = await sim.ctl("POST", "/calls", {"did": DID, "caller_number": "100"}, expect=201)
+    assert nobody["stasis"] is False
+    assert (await sim.ctl("GET", "/stasis_starts?since=0", expect=200))["stasis_starts"] == []
+    events: Events = await sim.connect()
+    placed = await sim.ctl("POST", "/calls", {"did": DID, "caller_number": "101"}, expect=201)
+    await until(lambda: any(e["type"] == "StasisStart" for e in events.items), timeout=5, what="StasisStart")
+    log = await sim.ctl("GET", "/stasis_starts?since=0", expect=200)
+    [entry] = log["stasis_starts"]
+    assert (entry["channel_id"], entry["app"], entry["args"]) == (placed["channel_id"], "callstream",
+                                                                  ["inbound", DID])
+    assert isinstance(entry["time"], float) and log["total"] == 1
+    assert (await sim.ctl("GET", "/counters", expect=200))["stasis_starts_written"] == 1
+    later = await sim.ctl("GET", f"/stasis_starts?since={log['next']}", expect=200)
+    assert later["stasis_starts"] == [] and later["next"] == log["next"]
+    await events.close()
+
+
 def test_example_site_file_is_valid() -> None:
     site = load_site(ROOT / "tools" / "pbx-sim" / "site.example.yaml", {})
     pbxs = site.pbx_list()

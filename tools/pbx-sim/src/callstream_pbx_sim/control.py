@@ -304,6 +304,20 @@ async def requests_log(request: web.Request) -> web.Response:
     return json_response({"next": items[-1]["seq"] if items else since, "total": log.total, "requests": items})
 
 
+@routes.get("/_sim/stasis_starts")
+async def stasis_starts_log(request: web.Request) -> web.Response:
+    """When each StasisStart was written to its app's WebSocket (epoch seconds, the clock of /_sim/requests)."""
+    log = pbx_of(request).stasis_starts
+    try:
+        since = int(request.query.get("since", "0"))
+        limit = int(request.query.get("limit", "10000"))
+    except ValueError as exc:
+        raise AriError(400, "since, limit: must be integers") from exc
+    items = log.since(since, limit)
+    return json_response({"next": items[-1]["seq"] if items else since, "total": log.total,
+                          "stasis_starts": items})
+
+
 @routes.get("/_sim/counters")
 async def counters(request: web.Request) -> web.Response:
     return json_response(pbx_of(request).counters_json())

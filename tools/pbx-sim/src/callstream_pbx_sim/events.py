@@ -6,16 +6,21 @@ the captures in NOTES.md §f. `type`, `timestamp`, `asterisk_id` and `applicatio
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .model import Bridge, Channel, Endpoint, LiveRecording, Playback, cause_text
 from .stasis import Router
 
+if TYPE_CHECKING:
+    from .pbx import StasisStartLog
+
 
 class Events:
-    def __init__(self, router: Router, channelvars: tuple[str, ...]) -> None:
+    def __init__(self, router: Router, channelvars: tuple[str, ...],
+                 stasis_log: StasisStartLog | None = None) -> None:
         self.router = router
         self.channelvars = channelvars
+        self.stasis_log = stasis_log
 
     def snap(self, ch: Channel) -> dict[str, Any]:
         return ch.snapshot(self.channelvars)
@@ -101,7 +106,10 @@ class Events:
         fields: dict[str, Any] = {"args": list(args), "channel": self.snap(ch)}
         if replace is not None:
             fields["replace_channel"] = self.snap(replace)
-        self.router.publish("StasisStart", fields, app=app)
+        log = self.stasis_log
+        # Stamped when the frame is written to the socket (GET /_sim/stasis_starts); the event is unchanged.
+        on_written = None if log is None else (lambda: log.written(ch.id, app, args))
+        self.router.publish("StasisStart", fields, app=app, on_written=on_written)
 
     def stasis_end(self, app: str, ch: Channel) -> None:
         self.router.publish("StasisEnd", {"channel": self.snap(ch)}, app=app)

@@ -49,6 +49,28 @@ class RequestLog:
         return out[:limit]
 
 
+class StasisStartLog:
+    """When each StasisStart left the simulator: the wall-clock time its frame was written to the app's
+    WebSocket transport (not when it was queued), for benchmarks measuring latency from the PBX's side. The
+    same clock as RequestLog's `time`, so an originate's arrival minus a StasisStart's `time` is a latency."""
+
+    def __init__(self, size: int) -> None:
+        self._items: deque[dict[str, Any]] = deque(maxlen=size or None)
+        self._seq = itertools.count(1)
+        self.total = 0
+
+    def written(self, channel_id: str, app: str, args: list[str]) -> None:
+        entry = {"seq": next(self._seq), "channel_id": channel_id, "app": app, "args": list(args),
+                 "time": time.time()}
+        self.total += 1
+        if self._items.maxlen != 0:
+            self._items.append(entry)
+
+    def since(self, seq: int, limit: int) -> list[dict[str, Any]]:
+        out = [e for e in self._items if e["seq"] > seq]
+        return out[:limit]
+
+
 class Pbx:
     def __init__(self, site: SiteConfig, cfg: PbxConfig, loop: asyncio.AbstractEventLoop) -> None:
         # Imported here: the services import Pbx for typing only, this keeps module loading acyclic.
@@ -74,7 +96,8 @@ class Pbx:
         self.rng_ids = random.Random(f"{seed}:{cfg.name}:ids")
         self.counters = Counters()
         self.router = Router(self.clock, self.entity_id, self.counters)
-        self.events = Events(self.router, tuple(site.channelvars))
+        self.stasis_starts = StasisStartLog(site.request_log_size)
+        self.events = Events(self.router, tuple(site.channelvars), self.stasis_starts)
         self.sessions = Sessions(self.router, self.counters, site.ws_write_timeout_ms / 1000.0)
         self.requests = RequestLog(site.request_log_size)
         self.started_wall = time.time()
@@ -187,6 +210,7 @@ class Pbx:
             "live_recordings": len(self.live_recordings),
             "stored_recordings": len(self.stored_recordings),
             "requests": self.requests.total,
+            "stasis_starts_written": self.stasis_starts.total,
             "calls_injected": c.calls_injected,
             "calls_generated": c.calls_generated,
             "stasis_failed": c.stasis_failed,

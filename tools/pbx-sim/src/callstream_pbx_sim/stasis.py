@@ -14,7 +14,7 @@ Each event is serialised once; the per-app `application` field is spliced in as 
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -183,7 +183,9 @@ class Router:
         endpoint: tuple[str, str] | None = None,
         device: str | None = None,
         app: str | None = None,
+        on_written: Callable[[], None] | None = None,
     ) -> None:
+        """`on_written` runs once the event's frame has been written to a WebSocket (never if it is dropped)."""
         if app is not None:
             target = self.apps.get(app)
             targets = [target] if target is not None else []
@@ -194,7 +196,7 @@ class Router:
         message = {"type": etype, "timestamp": self.clock.timestamp(), **fields, "asterisk_id": self.entity_id}
         head = orjson.dumps(message)[:-1] + b',"application":'
         for target in targets:
-            self._deliver(target, etype, head)
+            self._deliver(target, etype, head, on_written)
 
     def send_direct(self, client: EventSink, app_name: str, etype: str, fields: dict[str, Any]) -> None:
         """To one WebSocket regardless of the registry (ApplicationReplaced goes to the replaced socket)."""
@@ -204,7 +206,7 @@ class Router:
         self.counters.events_total += 1
         self.counters.events_by_type[etype] += 1
 
-    def _deliver(self, app: App, etype: str, head: bytes) -> None:
+    def _deliver(self, app: App, etype: str, head: bytes, on_written: Callable[[], None] | None = None) -> None:
         client = app.client
         if client is None:
             self.counters.events_lost += 1
@@ -214,6 +216,13 @@ class Router:
         client.send(head + app.name_json + b"}")
         self.counters.events_total += 1
         self.counters.events_by_type[etype] += 1
+        if on_written is not None:
+            # WebSocket clients call it back after the write; any other sink has taken the event already.
+            when_written = getattr(client, "when_written", None)
+            if when_written is None:
+                on_written()
+            else:
+                when_written(on_written)
 
     def _targets(
         self,

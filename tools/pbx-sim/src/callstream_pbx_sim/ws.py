@@ -66,6 +66,8 @@ class WsClient:
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self.closed = False
         self.sent = 0
+        # Callbacks of frames queued so far, run once the queue has been written out (timestamps of writes).
+        self._on_written: list[Callable[[], None]] = []
 
     # --- queueing -------------------------------------------------------------------------------------
 
@@ -88,6 +90,11 @@ class WsClient:
         if not self._scheduled:
             self._scheduled = True
             self._loop.call_soon(self._flush)
+
+    def when_written(self, callback: Callable[[], None]) -> None:
+        """Run `callback` after the frames queued so far have been handed to the transport."""
+        if not self.closed:
+            self._on_written.append(callback)
 
     @property
     def backlog(self) -> int:
@@ -125,6 +132,11 @@ class WsClient:
         if q:
             self._scheduled = True
             self._loop.call_soon(self._flush)
+        elif self._on_written:
+            # Only once the whole queue is out: a callback may belong to any frame queued before it.
+            callbacks, self._on_written = self._on_written, []
+            for callback in callbacks:
+                callback()
         self._wake()
 
     def _wake(self) -> None:
@@ -163,6 +175,7 @@ class WsClient:
     def _mark_closed(self) -> None:
         self.closed = True
         self._q.clear()
+        self._on_written = []
         for _, fut in self._waiters:
             if not fut.done():
                 fut.set_result(None)
@@ -177,6 +190,9 @@ class WsClient:
         if not self.closed and self._q:
             self._transport.write(b"".join(self._q))
             self._q.clear()
+            callbacks, self._on_written = self._on_written, []
+            for callback in callbacks:
+                callback()
         self._mark_closed()
         try:
             # A client that never answers the close frame must not hold up a shutdown.
