@@ -25,6 +25,7 @@ import asyncio
 import logging
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
+from collections.abc import Awaitable
 from typing import Any
 
 from faust.types import TP, EventT, StreamT
@@ -128,8 +129,9 @@ def build(settings: RouterSettings) -> CallstreamApp:
     # bytes in, bytes out (faust picks the raw serializer for bytes types): stored.py encodes the values.
     states: Any = app.Table("router-state", key_type=bytes, value_type=bytes, partitions=settings.pbx_partitions)
 
-    async def send(topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> object:
-        return await app.producer.send_and_wait(topic, key, value, None, None, headers)
+    async def send(topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> Awaitable[object]:
+        delivery: Awaitable[object] = await app.producer.send(topic, key, value, None, None, headers)
+        return delivery
 
     processor = Processor(
         states, send, Topics(commands=topic_name(TopicName.ARI_COMMANDS, settings.topic_prefix),
