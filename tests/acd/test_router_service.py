@@ -48,7 +48,7 @@ from callstream_router.outputs import ReserveAgent
 from callstream_router.settings import RouterSettings
 from callstream_router.site_config import router_configs
 from callstream_router.state import RouterState
-from callstream_router.stored import decode_state, encode_state
+from callstream_router.stored import changes, encode_state, entry_key, rebuild
 from helpers import until
 from acd_processes import start_service, stop
 
@@ -139,8 +139,30 @@ def test_router_state_round_trips_through_the_table_encoding() -> None:
     state, _ = decide(state, ReservationResult(reserve.request_id, reserve.call_id,
                                                (ReservedAgent("a1", "PJSIP/pbx1-agent-0001"),)), now, config)
     assert state.calls and state.calls[reserve.call_id].legs  # a call with a ringing leg, timers, channels
-    assert decode_state(encode_state(state)) == state
-    assert decode_state(None) == RouterState()
+    table: dict[bytes, bytes] = {}
+    apply_writes(table, encode_state(PBX, state))
+    apply_writes(table, encode_state("pbx9", RouterState(channels={"x": "y"})))  # another PBX, same table
+    assert rebuild(PBX, table.items()) == state
+    assert rebuild("pbx7", table.items()) == RouterState()
+    # The caller hangs up: the call becomes a tombstone; only what changed is written (no rewrite of the rest).
+    hangup = parse_ari_event({"type": "StasisEnd", "timestamp": now.isoformat(), "channel": raw["channel"]},
+                             "ari.events:0:2")
+    assert hangup is not None
+    ended, _ = decide(state, hangup, now, config)
+    writes = changes(PBX, state, ended)
+    assert {key.split(b"\x1f")[1] for key, _ in writes} <= {b"c", b"e", b"h", b"q"}
+    assert (entry_key(PBX, "c", reserve.call_id), None) in writes
+    apply_writes(table, writes)
+    assert rebuild(PBX, table.items()) == ended
+    assert changes(PBX, ended, ended) == []
+
+
+def apply_writes(table: dict[bytes, bytes], writes: list[tuple[bytes, bytes | None]]) -> None:
+    for key, value in writes:
+        if value is None:
+            table.pop(key, None)
+        else:
+            table[key] = value
 
 
 def test_inputs_from_agents_and_cms_topics() -> None:

@@ -36,7 +36,7 @@ from callstream_router.decide import decide
 from callstream_router.inputs import RouterInput
 from callstream_router.outputs import ReleaseAgent, ReserveAgent, RouterNote
 from callstream_router.state import RouterState, due_deadlines
-from callstream_router.stored import decode_state, encode_state
+from callstream_router.stored import changes, rebuild, version_key
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +77,10 @@ class Processor:
         self._runtime: Runtime | None = None
         self._ready = asyncio.Event()
         self._locks: dict[int, asyncio.Lock] = {}
-        # The last state stored per PBX, with the exact bytes stored: decoding a busy PBX's whole state from
-        # JSON on every input cost more than deciding. Used only while the table still holds those bytes (a
-        # rebalance or a recovery replaces them, and the cache is bypassed).
-        self._decoded: dict[bytes, tuple[bytes, RouterState]] = {}
+        # Each PBX's state as this worker last stored it, with the version it wrote (stored.py). Trusted only
+        # while the table holds that version: after a rebalance another worker may have moved the PBX on, and
+        # the state is rebuilt from the table's entries.
+        self._decoded: dict[str, tuple[bytes, RouterState]] = {}
 
     def start(self, runtime: Runtime) -> None:
         self._runtime = runtime
@@ -115,28 +115,34 @@ class Processor:
         """The due deadlines of the PBXs whose state lives in `partition`, each fed in as a Deadline."""
         runtime = await self._wait()
         async with self._lock(partition):
-            for key in list(self._states.keys()):
-                pbx_id = key.decode()
-                if partition_for(key, self._partitions) != partition:
+            for pbx_id, config in runtime.configs.items():
+                if partition_for(pbx_id.encode(), self._partitions) != partition:
                     continue
-                config = runtime.configs.get(pbx_id)
-                if config is None:
-                    continue
-                for deadline in due_deadlines(self._load(key), now, config):
+                for deadline in due_deadlines(self._load(pbx_id), now, config):
                     # The deadline's own origin names its outputs: the same whichever tick fires it.
                     await self._apply(runtime, pbx_id, now, deadline, root=deadline.origin, causation=causation)
 
-    def _load(self, key: bytes) -> RouterState:
-        raw = self._states.get(key)
-        cached = self._decoded.get(key)
-        if raw is not None and cached is not None and cached[0] == raw:
+    def _load(self, pbx_id: str) -> RouterState:
+        version = self._states.get(version_key(pbx_id))
+        cached = self._decoded.get(pbx_id)
+        if cached is not None and cached[0] == version:
             return cached[1]
-        return decode_state(raw)
+        if version is None:
+            return RouterState()  # never stored
+        state = rebuild(pbx_id, self._states.items())  # once per PBX and assignment: scans the table
+        self._decoded[pbx_id] = (version, state)
+        return state
 
-    def _store(self, key: bytes, state: RouterState) -> None:
-        raw = encode_state(state)
-        self._states[key] = raw
-        self._decoded[key] = (raw, state)
+    def _store(self, pbx_id: str, before: RouterState, state: RouterState) -> None:
+        for key, value in changes(pbx_id, before, state):
+            if value is None:
+                self._states.pop(key, None)
+            else:
+                self._states[key] = value
+        previous = self._states.get(version_key(pbx_id))
+        version = str(int(previous) + 1 if previous is not None else 1).encode()
+        self._states[version_key(pbx_id)] = version
+        self._decoded[pbx_id] = (version, state)
 
     async def _apply(self, runtime: Runtime, pbx_id: str, now: datetime, first: RouterInput, *, root: str,
                      causation: str) -> None:
@@ -147,8 +153,7 @@ class Processor:
             log.debug("input for a PBX not configured", extra={"pbx_id": pbx_id, "causation_id": causation})
             return
         started = time.perf_counter()
-        key = pbx_id.encode()
-        before = self._load(key)
+        before = self._load(pbx_id)
         state = before
         commands: list[AriCommand] = []
         events: list[Body] = []
@@ -179,8 +184,8 @@ class Processor:
             # Answers go before inputs still pending, in the order the intents ran (priority order).
             pending.extendleft(reversed(answers))
         await self._produce(pbx_id, commands, events, root=root, causation=causation)
-        if state != before or key not in self._states:
-            self._store(key, state)
+        if state != before:
+            self._store(pbx_id, before, state)
         metrics.ROUTER_DECIDE_LATENCY.observe(time.perf_counter() - started)
 
     async def _produce(self, pbx_id: str, commands: Sequence[AriCommand], events: Sequence[Body], *, root: str,
