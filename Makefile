@@ -79,3 +79,8 @@ bench-gateway: env stack-up
 .PHONY: bench-routing
 bench-routing: env stack-up
 	@$(PY) bench/bench_routing.py
+
+# issue 6: 150 wallboard SSE clients during the bench-routing load (docs/wallboard.md, "bench-wallboard").
+.PHONY: bench-wallboard
+bench-wallboard: env stack-up
+	@$(PY) bench/bench_wallboard.py
