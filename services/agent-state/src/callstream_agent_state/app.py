@@ -21,6 +21,7 @@ import asyncio
 import logging
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
+from collections.abc import Awaitable
 from typing import Any
 
 from faust.types import EventT, StreamT
@@ -70,8 +71,9 @@ def build(settings: AgentStateSettings) -> CallstreamApp:
                     endpoints=table("endpoint-registrations"), agents_of_partition=table("partition-agents"),
                     endpoint_agents=table("endpoint-agents"))
 
-    async def send(topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> object:
-        return await app.producer.send_and_wait(topic, key, value, None, None, headers)
+    async def send(topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> Awaitable[object]:
+        delivery: Awaitable[object] = await app.producer.send(topic, key, value, None, None, headers)
+        return delivery
 
     processor = Processor(tables, send, tenant=settings.tenant, producer=settings.producer_id,
                           agents_topic=topic_name(TopicName.AGENTS, settings.topic_prefix),

@@ -60,8 +60,9 @@ from callstream_agent_state.stored import decode_names, decode_state, encode_nam
 log = logging.getLogger(__name__)
 
 Table = MutableMapping[bytes, bytes]
-# (topic, key, value, headers): produce one record and wait for Kafka's acknowledgement.
-Send = Callable[[str, bytes, bytes, list[tuple[str, bytes]]], Awaitable[object]]
+# (topic, key, value, headers): hand one record to the producer; the awaitable it returns is Kafka's
+# acknowledgement. An input's events are handed over together and acknowledged together (one round trip).
+Send = Callable[[str, bytes, bytes, list[tuple[str, bytes]]], Awaitable[Awaitable[object]]]
 SERVICE = "agent-state"
 
 
@@ -345,11 +346,13 @@ class Processor:
         return accepted
 
     async def _publish(self, position: Position, events: Sequence[tuple[str, HistoryEvent]]) -> None:
+        acks: list[Awaitable[object]] = []
         for n, (pbx_id, body) in enumerate(events):
             message = new_envelope(body, tenant=self._tenant, producer=self._producer, pbx_id=pbx_id,
                                    causation_id=position.causation, message_id=position.message_id(n))
             headers, value = encode(message)
-            await self._send(self._agents_topic, pbx_id.encode(), value, headers)
+            acks.append(await self._send(self._agents_topic, pbx_id.encode(), value, headers))
+        await asyncio.gather(*acks)  # all acknowledged before the new states are stored
 
     def _store(self, partition: int, before: dict[str, AgentMachineState],
                after: dict[str, AgentMachineState]) -> None:
