@@ -9,7 +9,8 @@ own) open `/stream/{kind}/{id}` on the web instance, spread over the boards a si
 
 Figures:
 - latency of a receipt: the client's wall time when an SSE snapshot event is complete, minus the snapshot's
-  `last_event_at` (the PBX's `at` of the newest event folded into that board), counted only for snapshots whose
+  `oldest_event_at` (the PBX's `at` of the oldest event folded into that board since its previous snapshot:
+  the least fresh change it carries; `last_event_at`, the newest, when none), counted only for snapshots whose
   figures changed for that client (wallboard_clients.figures_key: `now` and the periods, occupancy aside). The
   simulator's timestamps are its wall clock in real-time mode (time_scale 1: epoch = time.time() at start plus
   the loop's monotonic time); the run checks it against the simulator's own wall-clock log of StasisStarts.
@@ -406,7 +407,7 @@ def report(result: dict[str, Any], final: dict[str, int], calls: list[tuple[Any,
     for client in result["clients"]:
         if client["scope"] != "tenant/all":
             continue
-        built = sorted((updated, received) for received, _seq, _last, updated, _adv in client["receipts"])
+        built = sorted((updated, received) for received, _seq, _last, updated, *_ in client["receipts"])
         updated_list = [u for u, _ in built]
         for at, created in in_load:
             i = bisect.bisect_left(updated_list, created)
@@ -427,7 +428,10 @@ def report(result: dict[str, Any], final: dict[str, int], calls: list[tuple[Any,
             missed.append(f"{client['index']} {scope}: {client['failed'] or 'never connected'}")
         elif scope in final and (client["last_seq"] is None or client["last_seq"] < final[scope]):
             missed.append(f"{client['index']} {scope}: last seq {client['last_seq']} < final {final[scope]}")
-        for received, _seq, last_event, updated, advanced in client["receipts"]:
+        for received, _seq, newest, updated, advanced, oldest in client["receipts"]:
+            # From the oldest event the snapshot carries (the least fresh change), when the board says; a
+            # periodic refresh that happens to show a change carries none and is timed from the newest.
+            last_event = oldest if oldest is not None else newest
             latency = received - last_event
             latencies.append(latency)
             by_kind.setdefault(scope.split("/")[0], []).append(latency)

@@ -15,8 +15,9 @@ results (JSON, below) to --out, then `done` on stdout.
 
 Per client: its board, whether its stream ended or failed before `stop`, the last `seq` it received, how many
 snapshots it got and, for each snapshot whose figures changed (see `figures_key`), one receipt
-`[receipt_ms, seq, last_event_ms, updated_ms, advanced]` (`advanced`: the snapshot's `last_event_at` is newer than
-that of the client's previous snapshot, i.e. a newer event was folded in).
+`[receipt_ms, seq, last_event_ms, updated_ms, advanced, oldest_event_ms]` (`advanced`: the snapshot's
+`last_event_at` is newer than that of the client's previous snapshot, i.e. a newer event was folded in;
+`oldest_event_ms`: its `oldest_event_at`, the oldest event folded in since the board's previous snapshot).
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ class Client:
         # The first snapshot of a stream is the stored one, sent on connect: not a change the client saw happen.
         if self._key is not None and key != self._key and last_event_ms is not None:
             advanced = self._last_event_ms is None or last_event_ms > self._last_event_ms
-            self.receipts.append([received_ms, seq, last_event_ms, to_ms(snap["updated_at"]), advanced])
+            self.receipts.append([received_ms, seq, last_event_ms, to_ms(snap["updated_at"]), advanced,
+                                  to_ms(snap.get("oldest_event_at"))])
         elif self._key is not None:
             self.unchanged += 1
         self._key = key

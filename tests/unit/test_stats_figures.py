@@ -218,6 +218,22 @@ def test_now_waiting_and_agents_by_state() -> None:
     assert board(state_, "queue/q2", at(102)).now.agents == {"on_call": 1}  # a2 only serves q2
 
 
+def test_each_board_keeps_the_oldest_event_folded_in_since_its_last_snapshot() -> None:
+    """A late event older than the board's newest (agent-state lagging behind the router) still counts from
+    its own time: the snapshot's oldest_event_at, the base of the latency measures."""
+    state_ = fresh()
+    fold(state_, [queued("c1", "q1", 10), state("a1", A, OUT, 4)])  # the agent's event arrives late
+    assert state_.pending_oldest_ms["tenant/all"] == to_ms(at(4))
+    assert state_.last_event_ms["tenant/all"] == to_ms(at(10))
+    # The publisher takes the pending oldest with the snapshot; the next events start a new span.
+    oldest = state_.pending_oldest_ms.pop("tenant/all")
+    snap = snapshot(state_, state_.scopes.boards["tenant/all"], tenant="acme", policy=Policy(5, "exclude", "UTC"),
+                    now_ms=to_ms(at(11)), seq=1, oldest_event_ms=oldest)
+    assert snap.oldest_event_at == at(4) and snap.last_event_at == at(10)
+    fold(state_, [answered("c1", "q1", "a1", 12)])
+    assert state_.pending_oldest_ms["tenant/all"] == to_ms(at(12))
+
+
 def test_empty_figures_are_null_not_zero() -> None:
     today = board(fresh(), "tenant/all", at(0)).periods["today"]
     assert today.offered == 0

@@ -70,7 +70,12 @@ class BoardSnapshot(_Frozen):
     seq: int = Field(ge=0, description="Increases with every snapshot of this board.")
     updated_at: AwareDatetime = Field(description="When the aggregator built this snapshot.")
     last_event_at: AwareDatetime | None = Field(
-        description="PBX time (`at`) of the newest event folded in: the source of the latency measures.")
+        description="PBX time (`at`) of the newest event folded in.")
+    oldest_event_at: AwareDatetime | None = Field(
+        default=None,
+        description="PBX time of the oldest event folded into this board since its previous snapshot (None when "
+        "none was: a periodic refresh). Receipt time minus this is the latency of the least fresh change the "
+        "snapshot carries: the source of the latency measures.")
     settings: BoardSettings
     now: Now
     periods: dict[PeriodName, Period]

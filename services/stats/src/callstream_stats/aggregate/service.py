@@ -207,7 +207,8 @@ class Aggregator:
             seq = self._seqs.get(scope, -1) + 1
             self._seqs[scope] = seq
             built.append(snapshot(state, state.scopes.boards[scope], tenant=self.settings.tenant, policy=policy,
-                                  now_ms=now_ms, seq=seq, starts=starts, open_time=open_time))
+                                  now_ms=now_ms, seq=seq, starts=starts, open_time=open_time,
+                                  oldest_event_ms=state.pending_oldest_ms.pop(scope, None)))
         return built
 
     async def publish_round(self, redis: Any, *, everything: bool) -> int:
@@ -225,8 +226,8 @@ class Aggregator:
         metrics.STATS_PUBLISH_SECONDS.observe(time.perf_counter() - started)
         wall_ms = int(time.time() * 1000)
         for snap in snapshots:
-            if snap.last_event_at is not None and not everything:
-                metrics.STATS_EVENT_TO_PUBLISH.observe(max(0, wall_ms - to_ms(snap.last_event_at)) / 1000)
+            if snap.oldest_event_at is not None:
+                metrics.STATS_EVENT_TO_PUBLISH.observe(max(0, wall_ms - to_ms(snap.oldest_event_at)) / 1000)
         return count
 
     async def flush_intervals(self, pool: Any) -> int:

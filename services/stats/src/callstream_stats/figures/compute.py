@@ -136,7 +136,7 @@ def board_now(state: StatsState, scope: str) -> Now:
 
 def snapshot(state: StatsState, board: Board, *, tenant: str, policy: Policy, now_ms: int, seq: int,
              starts: dict[PeriodName, int] | None = None,
-             open_time: OpenTime | None = None) -> BoardSnapshot:
+             open_time: OpenTime | None = None, oldest_event_ms: int | None = None) -> BoardSnapshot:
     """The board at `now_ms`. `starts` and `open_time` may be passed in when many boards are built at once."""
     starts = starts if starts is not None else window_starts(now_ms, policy.time_zone)
     open_time = open_time if open_time is not None else open_agent_time(state, now_ms, starts, {board.scope})
@@ -149,6 +149,7 @@ def snapshot(state: StatsState, board: Board, *, tenant: str, policy: Policy, no
         seq=seq,
         updated_at=from_ms(now_ms),
         last_event_at=from_ms(last) if last is not None else None,
+        oldest_event_at=from_ms(oldest_event_ms) if oldest_event_ms is not None else None,
         settings=BoardSettings(sl_threshold_s=board.sl_threshold_s, short_abandon_s=policy.short_abandon_s,
                                abandon_policy=policy.abandon_policy, time_zone=policy.time_zone),
         now=board_now(state, board.scope),

@@ -86,6 +86,10 @@ class StatsState:
     answered_by: dict[tuple[str, str], tuple[frozenset[str], int]] = field(default_factory=dict)
     pending_wrapups: dict[tuple[str, str], list[tuple[int, int]]] = field(default_factory=dict)
     last_event_ms: dict[str, int] = field(default_factory=dict)
+    # scope -> PBX time of the oldest event folded into the board since its last snapshot (the publisher takes
+    # it): events from the router and from agent-state arrive with different lags, so the newest event's time
+    # alone would make a late older change look fresh.
+    pending_oldest_ms: dict[str, int] = field(default_factory=dict)
     # What changed since the publisher and the interval writer last looked (they clear these).
     dirty: set[str] = field(default_factory=set)
     dirty_intervals: set[tuple[str, int]] = field(default_factory=set)
@@ -309,6 +313,9 @@ def _touch(state: StatsState, scopes: frozenset[str] | set[str], at: int) -> Non
         state.dirty.add(scope)
         if at > state.last_event_ms.get(scope, -1):
             state.last_event_ms[scope] = at
+        oldest = state.pending_oldest_ms.get(scope)
+        if oldest is None or at < oldest:
+            state.pending_oldest_ms[scope] = at
 
 
 # ---- forgetting ----------------------------------------------------------------------------------------------
