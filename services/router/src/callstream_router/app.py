@@ -137,7 +137,7 @@ def build(settings: RouterSettings) -> CallstreamApp:
         states, send, Topics(commands=topic_name(TopicName.ARI_COMMANDS, settings.topic_prefix),
                              calls=topic_name(TopicName.CALLS, settings.topic_prefix)),
         tenant=settings.tenant, producer=settings.producer_id, partitions=settings.pbx_partitions,
-        emit_commands=settings.emit_commands)
+        emit_commands=settings.emit_commands, generation=lambda: int(app.consumer_generation_id))
     service = settings.service
     backlog = Backlog(settings.deadline_backlog_slack)
     ari_topic = ari.get_topic_name()

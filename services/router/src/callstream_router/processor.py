@@ -36,7 +36,7 @@ from callstream_router.decide import decide
 from callstream_router.inputs import RouterInput
 from callstream_router.outputs import ReleaseAgent, ReserveAgent, RouterNote
 from callstream_router.state import RouterState, due_deadlines
-from callstream_router.stored import changes, rebuild, version_key
+from callstream_router.stored import changes, rebuild
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +66,9 @@ class Topics:
 
 class Processor:
     def __init__(self, states: Table, send: Send, topics: Topics, *, tenant: str, producer: str,
-                 partitions: int, emit_commands: bool) -> None:
+                 partitions: int, emit_commands: bool, generation: Callable[[], int]) -> None:
         self._states = states
+        self._generation = generation
         self._send = send
         self._topics = topics
         self._tenant = tenant
@@ -77,10 +78,11 @@ class Processor:
         self._runtime: Runtime | None = None
         self._ready = asyncio.Event()
         self._locks: dict[int, asyncio.Lock] = {}
-        # Each PBX's state as this worker last stored it, with the version it wrote (stored.py). Trusted only
-        # while the table holds that version: after a rebalance another worker may have moved the PBX on, and
-        # the state is rebuilt from the table's entries.
-        self._decoded: dict[str, tuple[bytes, RouterState]] = {}
+        # Each PBX's state as this worker last stored it, with the consumer group generation it was stored in.
+        # Within one generation the worker alone owns the PBX's partition, so the copy is the truth; after a
+        # rebalance another worker may have moved the PBX on, and the state is rebuilt from the (recovered)
+        # table's entries (stored.py).
+        self._decoded: dict[str, tuple[int, RouterState]] = {}
 
     def start(self, runtime: Runtime) -> None:
         self._runtime = runtime
@@ -123,14 +125,12 @@ class Processor:
                     await self._apply(runtime, pbx_id, now, deadline, root=deadline.origin, causation=causation)
 
     def _load(self, pbx_id: str) -> RouterState:
-        version = self._states.get(version_key(pbx_id))
+        generation = self._generation()
         cached = self._decoded.get(pbx_id)
-        if cached is not None and cached[0] == version:
+        if cached is not None and cached[0] == generation:
             return cached[1]
-        if version is None:
-            return RouterState()  # never stored
         state = rebuild(pbx_id, self._states.items())  # once per PBX and assignment: scans the table
-        self._decoded[pbx_id] = (version, state)
+        self._decoded[pbx_id] = (generation, state)
         return state
 
     def _store(self, pbx_id: str, before: RouterState, state: RouterState) -> None:
@@ -139,10 +139,7 @@ class Processor:
                 self._states.pop(key, None)
             else:
                 self._states[key] = value
-        previous = self._states.get(version_key(pbx_id))
-        version = str(int(previous) + 1 if previous is not None else 1).encode()
-        self._states[version_key(pbx_id)] = version
-        self._decoded[pbx_id] = (version, state)
+        self._decoded[pbx_id] = (self._generation(), state)
 
     async def _apply(self, runtime: Runtime, pbx_id: str, now: datetime, first: RouterInput, *, root: str,
                      causation: str) -> None:

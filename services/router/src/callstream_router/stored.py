@@ -5,8 +5,8 @@ The first layout stored the whole RouterState of a PBX under its id and re-wrote
 grew with the calls in progress (2.8 ms to encode and 250 KB written to the changelog per input with 250
 calls) and a PBX with about 1,000 calls would have passed Kafka's 1 MB record limit. Now each call, tombstone,
 channel, pending request and dry mark is an entry of its own, keyed `<pbx id> US <part> US <id>` (US: the
-ASCII unit separator, which no id contains), and `<pbx id> US v` holds the PBX's version, bumped by every
-store: a worker keeps the PBX's state decoded and trusts it while the table's version is the one it wrote.
+ASCII unit separator, which no id contains). The worker keeps each PBX's state decoded while it owns the
+partition (processor.py) and rebuilds it from these entries after a rebalance.
 
 Values are JSON through pydantic TypeAdapters (explicit, not pickle, so a changelog written by one version is
 read by the next; new fields need defaults).
@@ -40,10 +40,6 @@ def pbx_prefix(pbx_id: str) -> bytes:
     return f"{pbx_id}{SEP}".encode()
 
 
-def version_key(pbx_id: str) -> bytes:
-    return f"{pbx_id}{SEP}v".encode()
-
-
 def entry_key(pbx_id: str, part: str, ident: str) -> bytes:
     return f"{pbx_id}{SEP}{part}{SEP}{ident}".encode()
 
@@ -74,7 +70,7 @@ def rebuild(pbx_id: str, entries: Iterable[tuple[bytes, bytes]]) -> RouterState:
         part, sep, ident = rest.partition(SEP)
         known = _PARTS.get(part)
         if not sep or known is None:
-            continue  # the version entry
+            continue  # not an entry of this layout
         name, adapter = known
         maps[name][ident] = adapter.validate_json(value)
     # Calls in the order they arrived (the table's order is not), as decide built them: it serves ties in it.
