@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import re
 import subprocess
@@ -36,6 +37,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,7 +54,7 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "gateway"), str(ROOT /
 from acd_processes import start_service, stop  # noqa: E402
 from callstream_common.availability import Availability  # noqa: E402
 from callstream_common.codec import Message, new_envelope  # noqa: E402
-from callstream_common.kafka.admin import ensure_topics, plan_topics  # noqa: E402
+from callstream_common.kafka.admin import delete_prefixed_topics, ensure_topics, plan_topics  # noqa: E402
 from callstream_common.kafka.producer import Producer  # noqa: E402
 from callstream_common.messages.agents import AgentState  # noqa: E402
 from callstream_common.messages.cms import AgentLogin  # noqa: E402
@@ -309,133 +311,143 @@ def histogram_summary(text: str, name: str) -> list[str]:
 
 # --- the run ----------------------------------------------------------------------------------------------
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+# --- the load, shared with bench_wallboard.py --------------------------------------------------------------
+
+def add_load_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="how long calls arrive")
     parser.add_argument("--rate", type=float, default=15.0, help="inbound calls per second, all PBXs together")
     parser.add_argument("--drain", type=float, default=90.0, help="how long to wait for calls to end afterwards")
     parser.add_argument("--seed", type=int, default=20261128)
-    parser.add_argument("--profile", action="store_true",
-                        help="run the router and agent-state under cProfile (stats beside their logs)")
     parser.add_argument("--kafka-bootstrap", default="127.0.0.1:19092")
     parser.add_argument("--pg-dsn", default="postgresql://callstream:callstream@127.0.0.1:15432/callstream")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:16379/0")
-    args = parser.parse_args()
 
+
+@dataclass
+class RoutingLoad:
+    """The pieces of the 2,000-agent routing load, as `routing_load` started them."""
+
+    name: str  # bench-routing, bench-wallboard: the prefix of its printed lines and its work directory
+    prefix: str  # topic prefix, tenant and database suffix of this run
+    settings: ServiceSettings
+    work: Path
+    site: Site
+    dsn: str
+    redis: aioredis.Redis
+    store: Availability
+    pbxs: dict[str, SitePbx] = field(default_factory=dict)
+    readers: dict[str, TopicReader] = field(default_factory=dict)  # `calls` of each PBX
+    gateways: list[GatewayProcess] = field(default_factory=list)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    metrics_ports: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def pbx_ids(self) -> list[str]:
+        return [pbx.id for pbx in self.site.pbxs]
+
+    @property
+    def agents_on(self) -> Counter[str]:
+        return Counter(agent.pbx for agent in self.site.agent_configs)
+
+    def start(self, module: str, name: str, extra_env: dict[str, str] | None = None,
+              python_options: list[str] | None = None) -> subprocess.Popen[bytes]:
+        """A service of this run, stopped (SIGTERM) when the load ends."""
+        process = start_service(module, self.settings, self.dsn, self.work / f"{name}.log",
+                                self.work / f"{name}-data", extra_env=extra_env, python_options=python_options)
+        self.processes.append(process)
+        return process
+
+    async def traffic(self, enabled: bool) -> None:
+        """The simulator's own generators, all PBXs at once."""
+        await asyncio.gather(*(p.ctl("PUT", "/traffic", {"enabled": enabled}) for p in self.pbxs.values()))
+
+    async def agent_states(self) -> Counter[str]:
+        states: Counter[str] = Counter()
+        for pbx_id in self.pbx_ids:
+            states.update(s.state.value for s in await self.store.snapshot(pbx_id))
+        return states
+
+    async def drained(self) -> bool:
+        """Every call that entered Stasis has reached its final event on `calls`."""
+        for pbx_id, pbx in self.pbxs.items():
+            entered = {f"{pbx_id}-{e['channel_id']}" for e in await fetch_all(pbx, "/stasis_starts", "stasis_starts")
+                       if e["args"][:1] == ["inbound"]}
+            done = {m.body.call_id for m in self.readers[pbx_id].messages if m.type in FINAL}
+            if not entered <= done:
+                return False
+        return True
+
+    async def drain(self, seconds: float) -> None:
+        started = time.monotonic()
+        try:
+            await until(self.drained, timeout=seconds, interval=1.0, what="every call final")
+        except AssertionError:
+            print(f"{self.name}: not drained after {seconds:g} s", flush=True)
+        print(f"{self.name}: drained in {time.monotonic() - started:.1f} s", flush=True)
+
+
+@contextlib.asynccontextmanager
+async def routing_load(args: argparse.Namespace, name: str, *, profile: bool = False,
+                       with_workers: Callable[[RoutingLoad], None] | None = None) -> AsyncIterator[RoutingLoad]:
+    """The simulator (4 PBXs), the router and agent-state workers, one gateway per PBX, 2,000 agents logged in
+    and available; the traffic is off. `with_workers` may start more services once the workers are started
+    (they are stopped with the rest). Everything of the run (processes, Redis keys, database) goes at exit."""
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     settings = ServiceSettings(tenant=prefix, topic_prefix=prefix, kafka_bootstrap=args.kafka_bootstrap,
                                pbx_partitions=PARTITIONS, tenant_partitions=2, redis_url=args.redis_url)
-    work = Path(tempfile.mkdtemp(prefix="bench-routing-"))
-    print(f"bench-routing: logs in {work}", flush=True)
-    site = bench_site(prefix)
-    pbx_ids = [pbx.id for pbx in site.pbxs]
-    agents_on = Counter(agent.pbx for agent in site.agent_configs)
-
+    work = Path(tempfile.mkdtemp(prefix=f"{name}-"))
+    print(f"{name}: logs in {work}", flush=True)
     admin = await asyncpg.connect(args.pg_dsn)
     database = f"bench_{prefix}"
     await admin.execute(f'CREATE DATABASE "{database}"')
-    dsn = f"{args.pg_dsn.rpartition('/')[0]}/{database}"
     redis_client = aioredis.Redis.from_url(args.redis_url)
-    store = Availability(redis_client, prefix)
-    processes: list[subprocess.Popen[bytes]] = []
-    gateways: list[GatewayProcess] = []
-    readers: dict[str, TopicReader] = {}
-    pbxs: dict[str, SitePbx] = {}
+    load = RoutingLoad(name, prefix, settings, work, bench_site(prefix), f"{args.pg_dsn.rpartition('/')[0]}/{database}",
+                       redis_client, Availability(redis_client, prefix))
     simulator: subprocess.Popen[bytes] | None = None
     try:
         await ensure_topics(settings.kafka_bootstrap, plan_topics(prefix, pbx_partitions=PARTITIONS,
                                                                   tenant_partitions=2))
-        await load_site(dsn, site)
-        ports = {pbx_id: free_port() for pbx_id in pbx_ids}
-        simulator = start_simulator(work, sim_site(site, ports, args.rate, args.seed))
-        for pbx_id in pbx_ids:
-            pbxs[pbx_id] = await SitePbx(work, pbx_id, ports[pbx_id]).start()
+        await load_site(load.dsn, load.site)
+        ports = {pbx_id: free_port() for pbx_id in load.pbx_ids}
+        simulator = start_simulator(work, sim_site(load.site, ports, args.rate, args.seed))
+        for pbx_id in load.pbx_ids:
+            load.pbxs[pbx_id] = await SitePbx(work, pbx_id, ports[pbx_id]).start()
 
-        ports_metrics = {"router": free_port(), "agent-state": free_port()}
-        for name, module in (("agent-state", "callstream_agent_state"), ("router", "callstream_router")):
-            profile = ["-m", "cProfile", "-o", str(work / f"{name}.prof")] if args.profile else []
-            processes.append(start_service(module, settings, dsn, work / f"{name}.log", work / f"{name}-data",
-                                           extra_env={"CALLSTREAM_WEB_PORT": str(ports_metrics[name]),
-                                                      "CALLSTREAM_TICK_INTERVAL_S": TICK_INTERVAL_S[name]},
-                                           python_options=profile))
-        for name in ("router", "agent-state"):
-            await until(lambda name=name: _ticking(settings, name), timeout=120,
-                        what=f"the {name} worker ticking (logs in {work})")
-        for pbx_id in pbx_ids:
-            readers[pbx_id] = await TopicReader(settings, TopicName.CALLS, pbx_id).start()
-            gateways.append(GatewayProcess(settings, pbxs[pbx_id], pbx_id, work,
-                                           **{"log-level": "WARNING"}).start())
-        for gateway in gateways:
+        load.metrics_ports = {"router": free_port(), "agent-state": free_port()}
+        for service, module in (("agent-state", "callstream_agent_state"), ("router", "callstream_router")):
+            load.start(module, service, extra_env={"CALLSTREAM_WEB_PORT": str(load.metrics_ports[service]),
+                                                   "CALLSTREAM_TICK_INTERVAL_S": TICK_INTERVAL_S[service]},
+                       python_options=["-m", "cProfile", "-o", str(work / f"{service}.prof")] if profile else [])
+        if with_workers is not None:
+            with_workers(load)
+        for service in ("router", "agent-state"):
+            await until(lambda service=service: _ticking(settings, service), timeout=120,
+                        what=f"the {service} worker ticking (logs in {work})")
+        for pbx_id in load.pbx_ids:
+            load.readers[pbx_id] = await TopicReader(settings, TopicName.CALLS, pbx_id).start()
+            load.gateways.append(GatewayProcess(settings, load.pbxs[pbx_id], pbx_id, work,
+                                                **{"log-level": "WARNING"}).start())
+        for gateway in load.gateways:
             await gateway.ready(timeout=60)
-        await until(lambda: _upserted(store, agents_on), timeout=120, what="2,000 agents upserted in Redis")
-
-        async with Producer(settings.kafka_bootstrap, service="bench", client_id="bench-routing") as producer:
+        agents_on = load.agents_on
+        await until(lambda: _upserted(load.store, agents_on), timeout=120, what="2,000 agents upserted in Redis")
+        async with Producer(settings.kafka_bootstrap, service="bench", client_id=name) as producer:
             cms = topic_name(TopicName.CMS_COMMANDS, prefix)
-            for agent in site.agent_configs:
+            for agent in load.site.agent_configs:
                 login = AgentLogin(command_id=f"login-{agent.id}", requested_at=datetime.now(UTC),
                                    agent_id=agent.id, endpoint=f"PJSIP/{agent.endpoint}")
                 await producer.send(cms, new_envelope(login, tenant=prefix, producer="bench", pbx_id=agent.pbx))
-        await until(lambda: _available(store, agents_on), timeout=180, interval=0.5,
+        await until(lambda: _available(load.store, agents_on), timeout=180, interval=0.5,
                     what=f"2,000 agents available (logs in {work})")
-        print(f"bench-routing: {sum(agents_on.values())} agents available on {len(pbx_ids)} PBXs; "
-              f"{args.rate:g} calls/s for {args.seconds:g} s", flush=True)
-
-        # The load: the simulator's generators, all PBXs at once, for --seconds of wall clock.
-        await asyncio.gather(*(p.ctl("PUT", "/traffic", {"enabled": True}) for p in pbxs.values()))
-        load_started = time.monotonic()
-        while (elapsed := time.monotonic() - load_started) < args.seconds:
-            await asyncio.sleep(min(10.0, args.seconds - elapsed))
-            states: Counter[str] = Counter()
-            for pbx_id in pbx_ids:
-                states.update(s.state.value for s in await store.snapshot(pbx_id))
-            print(f"  t={time.monotonic() - load_started:5.1f}s agents {dict(states)}", flush=True)
-        await asyncio.gather(*(p.ctl("PUT", "/traffic", {"enabled": False}) for p in pbxs.values()))
-
-        # The drain: every call that entered Stasis should reach its final event.
-        async def drained() -> bool:
-            for pbx_id, pbx in pbxs.items():
-                entered = {f"{pbx_id}-{e['channel_id']}" for e in await fetch_all(pbx, "/stasis_starts",
-                                                                                 "stasis_starts")
-                           if e["args"][:1] == ["inbound"]}
-                done = {m.body.call_id for m in readers[pbx_id].messages if m.type in FINAL}
-                if not entered <= done:
-                    return False
-            return True
-
-        drain_started = time.monotonic()
-        try:
-            await until(drained, timeout=args.drain, interval=1.0, what="every call final")
-        except AssertionError:
-            print(f"bench-routing: not drained after {args.drain:g} s", flush=True)
-        print(f"bench-routing: drained in {time.monotonic() - drain_started:.1f} s", flush=True)
-        # After the drain every agent should be available or finishing a wrap-up; one left reserved or
-        # ringing is a leak (the release race of docs/acd.md), or a worker still catching up.
-        states = Counter()
-        for pbx_id in pbx_ids:
-            states.update(s.state.value for s in await store.snapshot(pbx_id))
-        print(f"bench-routing: agents after the drain {dict(states)}", flush=True)
-
-        # What the workers had not read yet when the run was judged: a call "lost" while its events wait in
-        # a worker's backlog is late, not dropped (faust's group id is the app id, `<prefix>.<service>`).
-        ari_events = topic_name(TopicName.ARI_EVENTS, prefix)
-        for service in ("router", "agent-state"):
-            behind = await _lag(settings, f"{prefix}.{service}", ari_events)
-            print(f"bench-routing: {service} behind on ari.events by {behind} records at the end", flush=True)
-        runs = [await collect(pbxs[p], readers[p]) for p in pbx_ids]
-        for pbx_id, run in zip(pbx_ids, runs, strict=True):
-            run.published = await stasis_start_records(settings, pbx_id)
-        router_metrics = await metrics(ports_metrics["router"])
-        agent_metrics = await metrics(ports_metrics["agent-state"])
-        # One line per operation over the 4 gateways: their pbx_id label is dropped, series summed below.
-        gateway_metrics = merge_pbx_series([await metrics(g.http_port) for g in gateways])
+        yield load
     finally:
-        for reader in readers.values():
+        for reader in load.readers.values():
             await reader.stop()
-        for gateway in gateways:
+        for gateway in load.gateways:
             gateway.kill()
-        for process in processes:
+        for process in load.processes:
             stop(process)  # SIGTERM: faust stops cleanly, cProfile writes its stats
-        for pbx in pbxs.values():
+        for pbx in load.pbxs.values():
             await pbx.stop()
         if simulator is not None:
             stop(simulator)
@@ -445,6 +457,46 @@ async def main() -> None:
         await redis_client.aclose()
         await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await admin.close()
+        # Its topics too (thousands of partitions per run otherwise stay on the broker: open files).
+        await delete_prefixed_topics(settings.kafka_bootstrap, [prefix])
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    add_load_arguments(parser)
+    parser.add_argument("--profile", action="store_true",
+                        help="run the router and agent-state under cProfile (stats beside their logs)")
+    args = parser.parse_args()
+
+    async with routing_load(args, "bench-routing", profile=args.profile) as load:
+        settings, prefix, pbx_ids = load.settings, load.prefix, load.pbx_ids
+        print(f"bench-routing: {sum(load.agents_on.values())} agents available on {len(pbx_ids)} PBXs; "
+              f"{args.rate:g} calls/s for {args.seconds:g} s", flush=True)
+        await load.traffic(True)
+        load_started = time.monotonic()
+        while (elapsed := time.monotonic() - load_started) < args.seconds:
+            await asyncio.sleep(min(10.0, args.seconds - elapsed))
+            print(f"  t={time.monotonic() - load_started:5.1f}s agents {dict(await load.agent_states())}",
+                  flush=True)
+        await load.traffic(False)
+        await load.drain(args.drain)
+        # After the drain every agent should be available or finishing a wrap-up; one left reserved or
+        # ringing is a leak (the release race of docs/acd.md), or a worker still catching up.
+        print(f"bench-routing: agents after the drain {dict(await load.agent_states())}", flush=True)
+
+        # What the workers had not read yet when the run was judged: a call "lost" while its events wait in
+        # a worker's backlog is late, not dropped (faust's group id is the app id, `<prefix>.<service>`).
+        ari_events = topic_name(TopicName.ARI_EVENTS, prefix)
+        for service in ("router", "agent-state"):
+            behind = await _lag(settings, f"{prefix}.{service}", ari_events)
+            print(f"bench-routing: {service} behind on ari.events by {behind} records at the end", flush=True)
+        runs = [await collect(load.pbxs[p], load.readers[p]) for p in pbx_ids]
+        for pbx_id, run in zip(pbx_ids, runs, strict=True):
+            run.published = await stasis_start_records(settings, pbx_id)
+        router_metrics = await metrics(load.metrics_ports["router"])
+        agent_metrics = await metrics(load.metrics_ports["agent-state"])
+        # One line per operation over the 4 gateways: their pbx_id label is dropped, series summed below.
+        gateway_metrics = merge_pbx_series([await metrics(g.http_port) for g in load.gateways])
 
     # ---- the figures ----
     started = {c: t for run in runs for c, t in run.started.items()}

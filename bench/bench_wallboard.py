@@ -33,30 +33,21 @@ import bisect
 import json
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
-from collections import Counter
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 import orjson
-import redis.asyncio as aioredis
 
 import bench_routing as br  # noqa: E402 - also puts tests/ on sys.path for the harness modules below
-from acd_processes import start_service, stop  # noqa: E402
-from callstream_common.availability import Availability  # noqa: E402
-from callstream_common.codec import Codec, new_envelope  # noqa: E402
-from callstream_common.kafka.admin import ensure_topics, plan_topics  # noqa: E402
-from callstream_common.kafka.producer import Producer  # noqa: E402
-from callstream_common.messages.cms import AgentLogin  # noqa: E402
-from callstream_common.redis_store import board_key, boards_index_key, tenant_pattern  # noqa: E402
+from acd_processes import stop  # noqa: E402
+from callstream_common.codec import Codec  # noqa: E402
+from callstream_common.redis_store import board_key, boards_index_key  # noqa: E402
 from callstream_common.settings import ServiceSettings  # noqa: E402
 from callstream_common.topics import TopicName, topic_name  # noqa: E402
-from harness import GatewayProcess, TopicReader, free_port  # noqa: E402
+from harness import free_port  # noqa: E402
 from helpers import until  # noqa: E402
 
 CLIENTS_SCRIPT = Path(__file__).resolve().parent / "wallboard_clients.py"
@@ -181,184 +172,99 @@ def fmt(values: list[float]) -> str:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=60.0, help="how long calls arrive")
-    parser.add_argument("--rate", type=float, default=15.0, help="inbound calls per second, all PBXs together")
+    br.add_load_arguments(parser)
     parser.add_argument("--clients", type=int, default=150, help="SSE clients on the web instance")
-    parser.add_argument("--drain", type=float, default=90.0, help="how long to wait for calls to end afterwards")
     parser.add_argument("--settle", type=float, default=3.0,
                         help="after the aggregator's last publication, how long the clients have to receive it")
-    parser.add_argument("--seed", type=int, default=20261128)
-    parser.add_argument("--kafka-bootstrap", default="127.0.0.1:19092")
-    parser.add_argument("--pg-dsn", default="postgresql://callstream:callstream@127.0.0.1:15432/callstream")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:16379/0")
     args = parser.parse_args()
 
-    prefix = f"benchwb{uuid.uuid4().hex[:8]}"
-    settings = ServiceSettings(tenant=prefix, topic_prefix=prefix, kafka_bootstrap=args.kafka_bootstrap,
-                               pbx_partitions=br.PARTITIONS, tenant_partitions=2, redis_url=args.redis_url)
-    work = Path(tempfile.mkdtemp(prefix="bench-wallboard-"))
-    print(f"bench-wallboard: logs in {work}", flush=True)
-    site = br.bench_site(prefix)
-    pbx_ids = [pbx.id for pbx in site.pbxs]
-    agents_on = Counter(agent.pbx for agent in site.agent_configs)
-
-    admin = await asyncpg.connect(args.pg_dsn)
-    database = f"bench_{prefix}"
-    await admin.execute(f'CREATE DATABASE "{database}"')
-    dsn = f"{args.pg_dsn.rpartition('/')[0]}/{database}"
-    redis_client = aioredis.Redis.from_url(args.redis_url)
-    store = Availability(redis_client, prefix)
-    processes: list[subprocess.Popen[bytes]] = []
-    gateways: list[GatewayProcess] = []
-    readers: dict[str, TopicReader] = {}
-    pbxs: dict[str, br.SitePbx] = {}
-    simulator: subprocess.Popen[bytes] | None = None
-    aggregator: subprocess.Popen[bytes] | None = None
-    clients: asyncio.subprocess.Process | None = None
     web_port = free_port()  # never the demo's fixed 8090
     aggregator_port = free_port()
     web = f"http://127.0.0.1:{web_port}"
-    try:
-        await ensure_topics(settings.kafka_bootstrap, plan_topics(prefix, pbx_partitions=br.PARTITIONS,
-                                                                  tenant_partitions=2))
-        await br.load_site(dsn, site)
-        ports = {pbx_id: free_port() for pbx_id in pbx_ids}
-        simulator = br.start_simulator(work, br.sim_site(site, ports, args.rate, args.seed))
-        for pbx_id in pbx_ids:
-            pbxs[pbx_id] = await br.SitePbx(work, pbx_id, ports[pbx_id]).start()
-        sim_info = await pbxs[pbx_ids[0]].ctl("GET", "")
-        assert sim_info["time_scale"] == 1, sim_info  # real time: the simulator's stamps are wall-clock times
+    aggregator: subprocess.Popen[bytes] | None = None
+    clients: asyncio.subprocess.Process | None = None
 
-        for name, module in (("agent-state", "callstream_agent_state"), ("router", "callstream_router")):
-            processes.append(start_service(module, settings, dsn, work / f"{name}.log", work / f"{name}-data",
-                                           extra_env={"CALLSTREAM_WEB_PORT": str(free_port()),
-                                                      "CALLSTREAM_TICK_INTERVAL_S": br.TICK_INTERVAL_S[name]}))
+    def start_stats(load: br.RoutingLoad) -> None:
         # The stats service with its default pace; free ports for the web instance and the aggregator's metrics.
-        aggregator = start_service("callstream_stats.aggregate", settings, dsn, work / "stats-aggregate.log",
-                                   work / "stats-aggregate-data",
-                                   extra_env={"CALLSTREAM_LOG_LEVEL": "INFO",
-                                              "CALLSTREAM_METRICS_PORT": str(aggregator_port)})
-        processes.append(aggregator)
-        processes.append(start_service("callstream_stats.web", settings, dsn, work / "stats-web.log",
-                                       work / "stats-web-data", extra_env={"CALLSTREAM_PORT": str(web_port)}))
-        for name in ("router", "agent-state"):
-            await until(lambda name=name: br._ticking(settings, name), timeout=120,
-                        what=f"the {name} worker ticking (logs in {work})")
-        for pbx_id in pbx_ids:
-            readers[pbx_id] = await TopicReader(settings, TopicName.CALLS, pbx_id).start()
-            gateways.append(GatewayProcess(settings, pbxs[pbx_id], pbx_id, work,
-                                           **{"log-level": "WARNING"}).start())
-        for gateway in gateways:
-            await gateway.ready(timeout=60)
-        await until(lambda: br._upserted(store, agents_on), timeout=120, what="2,000 agents upserted in Redis")
+        nonlocal aggregator
+        aggregator = load.start("callstream_stats.aggregate", "stats-aggregate",
+                                extra_env={"CALLSTREAM_LOG_LEVEL": "INFO",
+                                           "CALLSTREAM_METRICS_PORT": str(aggregator_port)})
+        load.start("callstream_stats.web", "stats-web", extra_env={"CALLSTREAM_PORT": str(web_port)})
 
-        async with Producer(settings.kafka_bootstrap, service="bench", client_id="bench-wallboard") as producer:
-            cms = topic_name(TopicName.CMS_COMMANDS, prefix)
-            for agent in site.agent_configs:
-                login = AgentLogin(command_id=f"login-{agent.id}", requested_at=datetime.now(UTC),
-                                   agent_id=agent.id, endpoint=f"PJSIP/{agent.endpoint}")
-                await producer.send(cms, new_envelope(login, tenant=prefix, producer="bench", pbx_id=agent.pbx))
-        await until(lambda: br._available(store, agents_on), timeout=180, interval=0.5,
-                    what=f"2,000 agents available (logs in {work})")
-
-        # The stats side is ready when the web instance is subscribed and every board has a snapshot.
-        async def boards_ready() -> bool:
-            health = await http_json(f"{web}/health")
-            listed = await http_json(f"{web}/api/boards")
-            return bool(health and health.get("subscribed") and listed and listed["boards"]
-                        and all(b["snapshot"] is not None for b in listed["boards"]))
-
-        await until(boards_ready, timeout=120, interval=0.5, what=f"the stats boards served (logs in {work})")
-        scopes = sorted(k.decode() if isinstance(k, bytes) else k
-                        for k in await redis_client.hkeys(boards_index_key(prefix)))
-        boards = spread(scopes, args.clients)
-        # Let the login storm's snapshots settle, so the clients start on a quiet board.
+    async with br.routing_load(args, "bench-wallboard", with_workers=start_stats) as load:
+        settings, prefix, pbxs = load.settings, load.prefix, load.pbxs
+        sim_info = await pbxs[load.pbx_ids[0]].ctl("GET", "")
+        assert sim_info["time_scale"] == 1, sim_info  # real time: the simulator's stamps are wall-clock times
         try:
-            await until(lambda: _quiet(settings), timeout=60, interval=0.5, what="the aggregator caught up")
-        except AssertionError:
-            print(f"bench-wallboard: the aggregator still behind by {await aggregator_lag(settings)} before the "
-                  "load", flush=True)
-        out = work / "clients.json"
-        clients = await start_clients(web, boards, out, work / "clients.log")
-        print(f"bench-wallboard: {sum(agents_on.values())} agents available on {len(pbx_ids)} PBXs; "
-              f"{sum(boards.values())} SSE clients on {web}: "
-              + " ".join(f"{s}={n}" for s, n in boards.items())
-              + f"; {args.rate:g} calls/s for {args.seconds:g} s", flush=True)
+            # The stats side is ready when the web instance is subscribed and every board has a snapshot.
+            async def boards_ready() -> bool:
+                health = await http_json(f"{web}/health")
+                listed = await http_json(f"{web}/api/boards")
+                return bool(health and health.get("subscribed") and listed and listed["boards"]
+                            and all(b["snapshot"] is not None for b in listed["boards"]))
 
-        await asyncio.gather(*(p.ctl("PUT", "/traffic", {"enabled": True}) for p in pbxs.values()))
-        load_started = time.monotonic()
-        load_window = [time.time() * 1000, 0.0]  # wall ms: the stage figures cover the load, not the log-ins
-        while (elapsed := time.monotonic() - load_started) < args.seconds:
-            await asyncio.sleep(min(10.0, args.seconds - elapsed))
-            board = await http_json(f"{web}/api/boards/tenant/all")
-            lag = await aggregator_lag(settings)
-            if board:
-                print(f"  t={time.monotonic() - load_started:5.1f}s tenant/all #{board['seq']} waiting "
-                      f"{board['now']['waiting']} agents {board['now']['agents']} | aggregator behind by {lag}",
-                      flush=True)
-        await asyncio.gather(*(p.ctl("PUT", "/traffic", {"enabled": False}) for p in pbxs.values()))
+            await until(boards_ready, timeout=120, interval=0.5,
+                        what=f"the stats boards served (logs in {load.work})")
+            scopes = sorted(k.decode() if isinstance(k, bytes) else k
+                            for k in await load.redis.hkeys(boards_index_key(prefix)))
+            boards = spread(scopes, args.clients)
+            # Let the login storm's snapshots settle, so the clients start on a quiet board.
+            try:
+                await until(lambda: _quiet(settings), timeout=60, interval=0.5, what="the aggregator caught up")
+            except AssertionError:
+                print(f"bench-wallboard: the aggregator still behind by {await aggregator_lag(settings)} before "
+                      "the load", flush=True)
+            out = load.work / "clients.json"
+            clients = await start_clients(web, boards, out, load.work / "clients.log")
+            print(f"bench-wallboard: {sum(load.agents_on.values())} agents available on {len(pbxs)} PBXs; "
+                  f"{sum(boards.values())} SSE clients on {web}: "
+                  + " ".join(f"{s}={n}" for s, n in boards.items())
+                  + f"; {args.rate:g} calls/s for {args.seconds:g} s", flush=True)
 
-        async def drained() -> bool:
-            for pbx_id, pbx in pbxs.items():
-                entered = {f"{pbx_id}-{e['channel_id']}" for e in await br.fetch_all(pbx, "/stasis_starts",
-                                                                                    "stasis_starts")
-                           if e["args"][:1] == ["inbound"]}
-                done = {m.body.call_id for m in readers[pbx_id].messages if m.type in br.FINAL}
-                if not entered <= done:
-                    return False
-            return True
+            await load.traffic(True)
+            load_started = time.monotonic()
+            load_window = [time.time() * 1000, 0.0]  # wall ms: the stage figures cover the load, not the log-ins
+            while (elapsed := time.monotonic() - load_started) < args.seconds:
+                await asyncio.sleep(min(10.0, args.seconds - elapsed))
+                board = await http_json(f"{web}/api/boards/tenant/all")
+                lag = await aggregator_lag(settings)
+                if board:
+                    print(f"  t={time.monotonic() - load_started:5.1f}s tenant/all #{board['seq']} waiting "
+                          f"{board['now']['waiting']} agents {board['now']['agents']} | aggregator behind by "
+                          f"{lag}", flush=True)
+            await load.traffic(False)
+            await load.drain(args.drain)
+            load_window[1] = time.time() * 1000
 
-        drain_started = time.monotonic()
-        try:
-            await until(drained, timeout=args.drain, interval=1.0, what="every call final")
-        except AssertionError:
-            print(f"bench-wallboard: not drained after {args.drain:g} s", flush=True)
-        print(f"bench-wallboard: drained in {time.monotonic() - drain_started:.1f} s", flush=True)
-        load_window[1] = time.time() * 1000
-
-        # The final snapshots: the aggregator folds everything written, then stops (SIGTERM: it publishes what it
-        # folded last), so each board's seq in Redis is final; the clients get --settle to receive it.
-        try:
-            await until(lambda: _quiet(settings), timeout=60, interval=1.0, what="the aggregator caught up")
-        except AssertionError:
-            print("bench-wallboard: the aggregator had not caught up after 60 s", flush=True)
-        aggregator_metrics = await br.metrics(aggregator_port)  # before it stops: its histograms go with it
-        stop(aggregator)
-        await asyncio.sleep(args.settle)
-        stored = await redis_client.mget([board_key(prefix, scope) for scope in scopes])
-        final = {scope: orjson.loads(v)["seq"] for scope, v in zip(scopes, stored, strict=True) if v is not None}
-        web_metrics = await br.metrics(web_port)
-        result = await stop_clients(clients, out)
-        clients = None
-        sim_starts = {f"{p}-{e['channel_id']}": e["time"] for p, pbx in pbxs.items()
-                      for e in await br.fetch_all(pbx, "/stasis_starts", "stasis_starts")
-                      if e["args"][:1] == ["inbound"]}
-        (work / "final.json").write_bytes(orjson.dumps({"final": final, "sim_starts": sim_starts,
-                                                        "web_metrics": web_metrics, "boards": boards,
-                                                        "load_window": load_window,
-                                                        "aggregator_metrics": aggregator_metrics}))
-        calls = await read_topic(settings, TopicName.CALLS)
-        agents = await read_topic(settings, TopicName.AGENTS)
-        ari = await read_topic(settings, TopicName.ARI_EVENTS)
-    finally:
-        if clients is not None and clients.returncode is None:
-            clients.kill()
-        for reader in readers.values():
-            await reader.stop()
-        for gateway in gateways:
-            gateway.kill()
-        for process in processes:
-            stop(process)
-        for pbx in pbxs.values():
-            await pbx.stop()
-        if simulator is not None:
-            stop(simulator)
-        leftovers = [k async for k in redis_client.scan_iter(match=tenant_pattern(prefix))]
-        if leftovers:
-            await redis_client.delete(*leftovers)
-        await redis_client.aclose()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        await admin.close()
+            # The final snapshots: the aggregator folds everything written, then stops (SIGTERM: it publishes
+            # what it folded last), so each board's seq in Redis is final; the clients get --settle to receive it.
+            try:
+                await until(lambda: _quiet(settings), timeout=60, interval=1.0, what="the aggregator caught up")
+            except AssertionError:
+                print("bench-wallboard: the aggregator had not caught up after 60 s", flush=True)
+            aggregator_metrics = await br.metrics(aggregator_port)  # before it stops: its histograms go with it
+            assert aggregator is not None
+            stop(aggregator)
+            await asyncio.sleep(args.settle)
+            stored = await load.redis.mget([board_key(prefix, scope) for scope in scopes])
+            final = {scope: orjson.loads(v)["seq"] for scope, v in zip(scopes, stored, strict=True)
+                     if v is not None}
+            web_metrics = await br.metrics(web_port)
+            result = await stop_clients(clients, out)
+            clients = None
+            sim_starts = {f"{p}-{e['channel_id']}": e["time"] for p, pbx in pbxs.items()
+                          for e in await br.fetch_all(pbx, "/stasis_starts", "stasis_starts")
+                          if e["args"][:1] == ["inbound"]}
+            (load.work / "final.json").write_bytes(orjson.dumps({
+                "final": final, "sim_starts": sim_starts, "web_metrics": web_metrics, "boards": boards,
+                "load_window": load_window, "aggregator_metrics": aggregator_metrics}))
+            calls = await read_topic(settings, TopicName.CALLS)
+            agents = await read_topic(settings, TopicName.AGENTS)
+            ari = await read_topic(settings, TopicName.ARI_EVENTS)
+        finally:
+            if clients is not None and clients.returncode is None:
+                clients.kill()
 
     # Apart, not concatenated: every process registers all of callstream_common.metrics, so the aggregator's
     # empty web histograms would shadow the web instance's ones.

@@ -19,6 +19,7 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
+from callstream_common.kafka.admin import delete_prefixed_topics
 from callstream_common.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,10 +67,31 @@ def stack() -> Iterator[Stack]:
         )
 
 
+# Every prefix handed out this session, whose topics are deleted at its end (stack_topics_cleanup).
+_PREFIXES: list[str] = []
+
+
 @pytest.fixture
-def prefix() -> str:
+def prefix(request: pytest.FixtureRequest) -> str:
     """A topic prefix (and tenant) unique to this test."""
-    return f"t{uuid.uuid4().hex[:10]}"
+    value = f"t{uuid.uuid4().hex[:10]}"
+    if "stack" in request.fixturenames:
+        _PREFIXES.append(value)
+    return value
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def stack_topics_cleanup() -> AsyncIterator[None]:
+    """The session's topics go at its end: a long-lived development broker otherwise keeps every partition of
+    every run (tens of thousands after a day), each holding open files, until it fails with "Too many open
+    files". Only when the session used the stack, and best effort: a broker already gone is no test failure."""
+    yield
+    if not _PREFIXES or os.environ.get("CALLSTREAM_KEEP_TOPICS") == "1":
+        return
+    try:
+        await delete_prefixed_topics(_local_stack().kafka_bootstrap, _PREFIXES)
+    except Exception as exc:  # noqa: BLE001 - clean-up must not turn a green run red
+        print(f"topics of this session not deleted: {exc!r}")
 
 
 @pytest.fixture

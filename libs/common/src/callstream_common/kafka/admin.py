@@ -7,6 +7,7 @@ its ARI events would be owned by different workers) and the key-to-partition map
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -78,10 +79,28 @@ async def ensure_topics(
             if wrong:
                 raise TopicMismatch("; ".join(wrong))
         if created:
+            await _until_described(admin, {t.name: t.partitions for t in planned if t.name in created})
             log.info("created topics: %s", ", ".join(created))
         return created
     finally:
         await admin.close()
+
+
+async def _until_described(admin: AIOKafkaAdminClient, expected: dict[str, int], timeout_s: float = 15.0) -> None:
+    """Wait until the broker describes each new topic with all its partitions: a create returns before the
+    metadata has spread (a busy or freshly started broker describes a new topic with 0 partitions for a
+    moment), and a producer or a consumer group meeting it then would leave it out."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        described = await admin.describe_topics(list(expected))
+        counts = {d["topic"]: len(d["partitions"]) for d in described}
+        missing = {name: n for name, n in expected.items() if counts.get(name) != n}
+        if not missing:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise TopicMismatch(f"topics not described with their partitions after {timeout_s:g} s: "
+                                + ", ".join(f"{name} ({counts.get(name)} of {n})" for name, n in missing.items()))
+        await asyncio.sleep(0.1)
 
 
 async def topic_partitions(bootstrap: str, names: list[str]) -> dict[str, int]:
@@ -89,5 +108,23 @@ async def topic_partitions(bootstrap: str, names: list[str]) -> dict[str, int]:
     await admin.start()
     try:
         return {d["topic"]: len(d["partitions"]) for d in await admin.describe_topics(names)}
+    finally:
+        await admin.close()
+
+
+async def delete_prefixed_topics(bootstrap: str, prefixes: list[str]) -> list[str]:
+    """Delete every topic named `<prefix>.<...>` or `<prefix>-<...>` for the given prefixes (a test's or a
+    benchmark's own topics, faust's changelogs included); returns the names deleted. For throw-away tenants:
+    a long-lived broker otherwise keeps every partition of every run, and each costs it open files."""
+    if not prefixes:
+        return []
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="callstream-admin")
+    await admin.start()
+    try:
+        starts = tuple(f"{p}{sep}" for p in prefixes for sep in (".", "-"))
+        doomed = sorted(name for name in await admin.list_topics() if name.startswith(starts))
+        for start in range(0, len(doomed), 100):  # bounded requests
+            await admin.delete_topics(doomed[start:start + 100])
+        return doomed
     finally:
         await admin.close()

@@ -98,6 +98,11 @@ def create_app(
         # or agent-state is replaced within seconds. Heartbeats at a third of it, as Kafka advises.
         "broker_session_timeout": 6.0,
         "broker_heartbeat_interval": 2.0,
+        # A topic the broker had not yet announced when the worker joined (a cold Kafka, topics created a moment
+        # before) is left out of the assignment until the consumer's next metadata refresh: 5 minutes by
+        # default, during which e.g. a ticks topic goes unread (seen: a router that never ticked after a fresh
+        # stack start). 10 s bounds that; the cost is one small metadata request per worker every 10 s.
+        "consumer_metadata_max_age_ms": 10_000,
         "autodiscover": False,
         "web_enabled": web_port is not None,
         "web_port": web_port or 6066,
