@@ -350,7 +350,7 @@ class RoutingLoad:
         return Counter(agent.pbx for agent in self.site.agent_configs)
 
     def start(self, module: str, name: str, extra_env: dict[str, str] | None = None,
-              python_options: list[str] | None = None) -> subprocess.Popen[bytes]:
+              python_options: list[str] | tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
         """A service of this run, stopped (SIGTERM) when the load ends."""
         process = start_service(module, self.settings, self.dsn, self.work / f"{name}.log",
                                 self.work / f"{name}-data", extra_env=extra_env, python_options=python_options)
