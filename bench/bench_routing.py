@@ -61,20 +61,11 @@ from callstream_common.messages.cms import AgentLogin  # noqa: E402
 from callstream_common.partitioner import partition_for  # noqa: E402
 from callstream_common.redis_store import tenant_pattern  # noqa: E402
 from callstream_common.settings import ServiceSettings  # noqa: E402
-from callstream_common.site import (  # noqa: E402
-    CONFIG_COMPONENT,
-    CONFIG_MIGRATIONS,
-    PBX_COMPONENT,
-    PBX_MIGRATIONS,
-    Site,
-    apply_site,
-    parse_site,
-)
-from callstream_common.sql import apply_migrations, load_migrations  # noqa: E402
-from callstream_common.sql.migrations_runner import COMMON_MIGRATIONS  # noqa: E402
+from callstream_common.site import Site, parse_site  # noqa: E402
 from callstream_common.topics import TopicName, topic_name  # noqa: E402
 from harness import SIM_PASSWORD, SIM_USER, GatewayProcess, SimProcess, TopicReader, free_port  # noqa: E402
 from helpers import until  # noqa: E402
+from site_db import load_site_into  # noqa: E402
 
 SITE_FILE = ROOT / "bench" / "site-2000.yaml"
 PARTITIONS = 4  # one per PBX at best; one router and one agent-state worker own them all anyway
@@ -117,17 +108,6 @@ def sim_site(site: Site, ports: dict[str, int], rate: float, seed: int) -> dict[
                              "behaviour": {"answer_after_s": {"dist": "uniform", "min": 1, "max": 4}}},
                   "supervisors": {"count": 0}, "dids": dids} for pbx in site.pbxs],
     }
-
-
-async def load_site(dsn: str, site: Site) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await apply_migrations(conn, "common", load_migrations(COMMON_MIGRATIONS))
-        await apply_migrations(conn, CONFIG_COMPONENT, load_migrations(CONFIG_MIGRATIONS))
-        await apply_migrations(conn, PBX_COMPONENT, load_migrations(PBX_MIGRATIONS))
-        await apply_site(conn, conn, site)
-    finally:
-        await conn.close()
 
 
 # --- the simulator: one process, 4 PBXs -------------------------------------------------------------------
@@ -407,7 +387,7 @@ async def routing_load(args: argparse.Namespace, name: str, *, profile: bool = F
     try:
         await ensure_topics(settings.kafka_bootstrap, plan_topics(prefix, pbx_partitions=PARTITIONS,
                                                                   tenant_partitions=2))
-        await load_site(load.dsn, load.site)
+        await load_site_into(load.dsn, load.site)
         ports = {pbx_id: free_port() for pbx_id in load.pbx_ids}
         simulator = start_simulator(work, sim_site(load.site, ports, args.rate, args.seed))
         for pbx_id in load.pbx_ids:
@@ -488,7 +468,7 @@ async def main() -> None:
         # a worker's backlog is late, not dropped (faust's group id is the app id, `<prefix>.<service>`).
         ari_events = topic_name(TopicName.ARI_EVENTS, prefix)
         for service in ("router", "agent-state"):
-            behind = await _lag(settings, f"{prefix}.{service}", ari_events)
+            behind = await group_lag(settings, f"{prefix}.{service}", [ari_events])
             print(f"bench-routing: {service} behind on ari.events by {behind} records at the end", flush=True)
         runs = [await collect(load.pbxs[p], load.readers[p]) for p in pbx_ids]
         for pbx_id, run in zip(pbx_ids, runs, strict=True):
@@ -561,17 +541,18 @@ async def _ticking(settings: ServiceSettings, service: str, at_least: int = 4) -
         await consumer.stop()
 
 
-async def _lag(settings: ServiceSettings, group: str, topic: str) -> int:
-    """End offsets minus the group's committed offsets over the topic's partitions (faust commits each second)."""
+async def group_lag(settings: ServiceSettings, group: str, topics: list[str]) -> int:
+    """End offsets minus the group's committed offsets over the topics' partitions (each keyed by PBX:
+    pbx_partitions partitions); what the group has not processed yet (faust commits each second)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=group,
                                 enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in range(settings.pbx_partitions)]
-        ends = await consumer.end_offsets(partitions)
+        partitions = [TopicPartition(topic, p) for topic in topics for p in range(settings.pbx_partitions)]
         committed = [await consumer.committed(tp) or 0 for tp in partitions]
+        ends = await consumer.end_offsets(partitions)  # after the commits: a lag is never negative
         return sum(ends[tp] - done for tp, done in zip(partitions, committed, strict=True))
     finally:
         await consumer.stop()

@@ -105,23 +105,10 @@ async def http_json(url: str) -> Any:
 
 
 async def aggregator_lag(settings: ServiceSettings) -> int:
-    """Records of `calls` and `agents` the aggregator has not folded yet: end offsets minus its group's committed
-    offsets (it commits what it folded; docs/metrics.md)."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    group = topic_name("stats-aggregator", settings.topic_prefix)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=group,
-                                enable_auto_commit=False)
-    await consumer.start()
-    try:
-        # Both topics are keyed by PBX (callstream_common.topics): pbx_partitions partitions each.
-        partitions = [TopicPartition(topic_name(topic, settings.topic_prefix), p)
-                      for topic in (TopicName.CALLS, TopicName.AGENTS) for p in range(settings.pbx_partitions)]
-        committed = [await consumer.committed(tp) or 0 for tp in partitions]
-        ends = await consumer.end_offsets(partitions)  # after the commits: a lag is never negative
-        return sum(ends[tp] - done for tp, done in zip(partitions, committed, strict=True))
-    finally:
-        await consumer.stop()
+    """Records of `calls` and `agents` the aggregator has not folded yet (it commits what it folded;
+    docs/metrics.md)."""
+    return await br.group_lag(settings, topic_name("stats-aggregator", settings.topic_prefix),
+                              [topic_name(t, settings.topic_prefix) for t in (TopicName.CALLS, TopicName.AGENTS)])
 
 
 # --- reading the topics after the run -------------------------------------------------------------------

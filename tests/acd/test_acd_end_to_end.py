@@ -43,17 +43,9 @@ from callstream_common.messages.agents import AgentState
 from callstream_common.messages.cms import AgentLogin, AgentPause, AgentUnpause
 from callstream_common.redis_store import tenant_pattern
 from callstream_common.settings import ServiceSettings
-from callstream_common.site import (
-    CONFIG_COMPONENT,
-    CONFIG_MIGRATIONS,
-    PBX_COMPONENT,
-    PBX_MIGRATIONS,
-    apply_site,
-    parse_site,
-)
-from callstream_common.sql import apply_migrations, load_migrations
-from callstream_common.sql.migrations_runner import COMMON_MIGRATIONS
+from callstream_common.site import parse_site
 from callstream_common.topics import TopicName, topic_name
+from site_db import load_site_into
 from helpers import until
 from acd_processes import start_service, stop
 
@@ -96,14 +88,7 @@ def phone(n: int) -> str:
 
 
 async def load_site(dsn: str, tenant: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await apply_migrations(conn, "common", load_migrations(COMMON_MIGRATIONS))
-        await apply_migrations(conn, CONFIG_COMPONENT, load_migrations(CONFIG_MIGRATIONS))
-        await apply_migrations(conn, PBX_COMPONENT, load_migrations(PBX_MIGRATIONS))
-        await apply_site(conn, conn, parse_site(site(tenant)))
-    finally:
-        await conn.close()
+    await load_site_into(dsn, parse_site(site(tenant)))
 
 
 def unique(reader: TopicReader) -> list[Message]:

@@ -29,14 +29,7 @@ from callstream_common.kafka.producer import Producer
 from callstream_common.messages.agents import AgentState
 from callstream_common.redis_store import tenant_pattern
 from callstream_common.settings import ServiceSettings
-from callstream_common.site import (
-    CONFIG_COMPONENT,
-    CONFIG_MIGRATIONS,
-    PBX_COMPONENT,
-    PBX_MIGRATIONS,
-    apply_site,
-    parse_site,
-)
+from callstream_common.site import parse_site
 from callstream_common.sql import apply_migrations, load_migrations
 from callstream_common.sql.migrations_runner import COMMON_MIGRATIONS
 from callstream_common.messages.cms import TransferBlind
@@ -50,6 +43,7 @@ from callstream_router.site_config import router_configs
 from callstream_router.state import RouterState
 from callstream_router.stored import changes, encode_state, entry_key, rebuild
 from helpers import until
+from site_db import load_site_into
 from acd_processes import start_service, stop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "gateway"))
@@ -75,14 +69,7 @@ def site(tenant: str) -> dict[str, Any]:
 
 
 async def load_site(dsn: str, tenant: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await apply_migrations(conn, "common", load_migrations(COMMON_MIGRATIONS))
-        await apply_migrations(conn, CONFIG_COMPONENT, load_migrations(CONFIG_MIGRATIONS))
-        await apply_migrations(conn, PBX_COMPONENT, load_migrations(PBX_MIGRATIONS))
-        await apply_site(conn, conn, parse_site(site(tenant)))
-    finally:
-        await conn.close()
+    await load_site_into(dsn, parse_site(site(tenant)))
 
 
 @pytest.fixture

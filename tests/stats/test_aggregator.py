@@ -33,14 +33,12 @@ from callstream_common.messages.calls import (
 )
 from callstream_common.redis_store import board_channel, board_key, boards_index_key
 from callstream_common.settings import ServiceSettings
-from callstream_common.site import CONFIG_COMPONENT, CONFIG_MIGRATIONS, PBX_COMPONENT, PBX_MIGRATIONS, apply_site, \
-    parse_site
-from callstream_common.sql import apply_migrations, load_migrations
-from callstream_common.sql.migrations_runner import COMMON_MIGRATIONS
+from callstream_common.site import parse_site
 from callstream_common.topics import TopicName, topic_name
 from callstream_stats.aggregate.service import Aggregator
 from callstream_stats.settings import StatsSettings
 from helpers import until
+from site_db import load_site_into
 
 ZONE = "Europe/Berlin"
 A, ON, WR, OUT = AgentState.AVAILABLE, AgentState.ON_CALL, AgentState.WRAP_UP, AgentState.LOGGED_OUT
@@ -61,14 +59,7 @@ def site(tenant: str) -> dict[str, Any]:
 
 @pytest.fixture
 async def stats_settings(settings: ServiceSettings, empty_database: str) -> StatsSettings:
-    conn = await asyncpg.connect(empty_database)
-    try:
-        await apply_migrations(conn, "common", load_migrations(COMMON_MIGRATIONS))
-        await apply_migrations(conn, CONFIG_COMPONENT, load_migrations(CONFIG_MIGRATIONS))
-        await apply_migrations(conn, PBX_COMPONENT, load_migrations(PBX_MIGRATIONS))
-        await apply_site(conn, conn, parse_site(site(settings.tenant)))
-    finally:
-        await conn.close()
+    await load_site_into(empty_database, parse_site(site(settings.tenant)))
     await ensure_topics(settings.kafka_bootstrap, plan_topics(
         settings.topic_prefix, pbx_partitions=settings.pbx_partitions, tenant_partitions=settings.tenant_partitions))
     return StatsSettings(
