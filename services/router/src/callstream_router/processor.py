@@ -181,8 +181,9 @@ class Processor:
             # Answers go before inputs still pending, in the order the intents ran (priority order).
             pending.extendleft(reversed(answers))
         await self._produce(pbx_id, commands, events, root=root, causation=causation)
-        if state != before:
-            self._store(pbx_id, before, state)
+        # No deep `state != before` first: `changes` finds what differs by identity (decide keeps unchanged
+        # parts) and writes nothing for an input that changed nothing.
+        self._store(pbx_id, before, state)
         metrics.ROUTER_DECIDE_LATENCY.observe(time.perf_counter() - started)
 
     async def _produce(self, pbx_id: str, commands: Sequence[AriCommand], events: Sequence[Body], *, root: str,
