@@ -72,3 +72,17 @@ def test_secrets_never_print() -> None:
 def test_redact_url_drops_credentials() -> None:
     assert redact_url("https://asterisk:s3cret@pbx-01.example:8089/ari") == "https://pbx-01.example:8089/ari"
     assert redact_url("ws://pbx:8088/ari/events?app=x") == "ws://pbx:8088/ari/events?app=x"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--max-call-age-s", "0"], "max_call_age_s: Input should be greater than 0"),
+        (["--deadline-backlog-slack", "-1"], "deadline_backlog_slack: Input should be greater than or equal to 0"),
+    ],
+)
+def test_router_sweeper_and_backlog_settings_refuse_bad_values_by_name(argv: list[str], message: str) -> None:
+    from callstream_router.settings import RouterSettings
+
+    with pytest.raises(SettingsError, match=message):
+        load_settings(RouterSettings, argv)
