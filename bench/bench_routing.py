@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -437,8 +438,12 @@ async def routing_load(args: argparse.Namespace, name: str, *, profile: bool = F
         await redis_client.aclose()
         await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await admin.close()
-        # Its topics too (thousands of partitions per run otherwise stay on the broker: open files).
-        await delete_prefixed_topics(settings.kafka_bootstrap, [prefix])
+        # Its topics too (thousands of partitions per run otherwise stay on the broker: open files), unless
+        # asked to keep them for a look afterwards (as in the test suite).
+        if os.environ.get("CALLSTREAM_KEEP_TOPICS") == "1":
+            print(f"{name}: topics kept under the prefix {prefix}", flush=True)
+        else:
+            await delete_prefixed_topics(settings.kafka_bootstrap, [prefix])
 
 
 async def main() -> None:

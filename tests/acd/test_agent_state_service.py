@@ -258,9 +258,12 @@ async def test_agent_state_service_end_to_end(
             await until(lambda: len(agent_events.states()) == 7, what="seven state changes")
             assert [s for s, _ in agent_events.states()[3:]] == ["ringing", "on_call", "wrap_up", "available"]
 
-            # History in SQL: the session, and one interval per state, the last one open.
+            # History in SQL (a projection of `agents`, in batches): the session, and one interval per state, the
+            # last one open.
             conn = await asyncpg.connect(empty_database)
             try:
+                await until(lambda: _rows_at_least(conn, "agent_state_intervals", settings.tenant, 7),
+                            what="seven state intervals in SQL")
                 session = await conn.fetchrow("SELECT * FROM agent_sessions WHERE tenant = $1", settings.tenant)
                 assert session is not None and session["session_id"] == login_id
                 assert session["endpoint"] == ENDPOINT and session["station"] == "desk-7"
@@ -347,9 +350,9 @@ async def test_agent_state_service_end_to_end(
                 ("paused", "meeting"), ("logged_out", None)]
             conn = await asyncpg.connect(empty_database)
             try:
-                logout_at = await conn.fetchval("SELECT logout_at FROM agent_sessions WHERE tenant = $1",
-                                                settings.tenant)
-                assert logout_at is not None
+                await until(lambda: _logged_out_in_sql(conn, settings.tenant), what="the session closed in SQL")
+                await until(lambda: _rows_at_least(conn, "agent_state_intervals", settings.tenant, 13),
+                            what="thirteen state intervals in SQL")
                 count = await conn.fetchval("SELECT count(*) FROM agent_state_intervals WHERE tenant = $1",
                                             settings.tenant)
                 assert count == 13
@@ -421,3 +424,11 @@ async def _skills(probe: Awaitable[AgentSnapshot | None], skills: dict[str, int]
 
 async def _none(probe: Awaitable[object]) -> bool:
     return await probe is None
+
+
+async def _rows_at_least(conn: asyncpg.Connection, table: str, tenant: str, count: int) -> bool:
+    return bool(await conn.fetchval(f"SELECT count(*) >= $2 FROM {table} WHERE tenant = $1", tenant, count))
+
+
+async def _logged_out_in_sql(conn: asyncpg.Connection, tenant: str) -> bool:
+    return await conn.fetchval("SELECT logout_at FROM agent_sessions WHERE tenant = $1", tenant) is not None

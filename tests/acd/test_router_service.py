@@ -350,7 +350,7 @@ async def test_router_routes_inbound_calls_end_to_end(
 
 
 async def test_calls_projection_is_idempotent_per_position(empty_database: str) -> None:
-    from callstream_common.messages.calls import CallAnswered, CallEnded, CallOffered, CallQueued
+    from callstream_common.messages.calls import CallAnswered, CallEnded, CallOffered, CallQueued, CallTransferred
     from callstream_router import projection
 
     t0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -378,6 +378,16 @@ async def test_calls_projection_is_idempotent_per_position(empty_database: str) 
         assert (row["agent_id"], row["outcome"], row["wait_s"], row["talk_s"]) == ("a1", "completed", 4, 30)
         legs = await pool.fetch("SELECT outcome FROM call_legs WHERE tenant = 't1' AND call_id = 'c1'")
         assert [r["outcome"] for r in legs] == ["answered"]
+        # A batch that overlaps what was applied (a redelivery after a rebalance) and repeats a record within
+        # itself applies only the new positions, once: the second transfer counts once.
+        transferred = CallTransferred(call_id="c1", at=t0, kind="blind_queue", from_agent_id="a1",
+                                      from_queue_id=QUEUE, to_queue_id="q2")
+        batch = [projection.Projected("t1", PBX, "calls", 0, n, e) for n, e in
+                 [(2, events[2]), (3, events[3]), (4, transferred), (4, transferred), (5, transferred)]]
+        assert await projection.project_batch(pool, batch) == [False, False, True, False, True]
+        assert await projection.project_batch(pool, batch) == [False] * 5
+        row = await pool.fetchrow("SELECT transfers, queue_id FROM calls WHERE tenant = 't1' AND call_id = 'c1'")
+        assert (row["transfers"], row["queue_id"]) == (2, "q2")
     finally:
         await pool.close()
 

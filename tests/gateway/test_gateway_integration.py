@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from callstream_common.codec import encode, new_envelope
+from callstream_common.envelope import H_ARI_TYPE
 from callstream_common.kafka.admin import ensure_topics, plan_topics
 from callstream_common.kafka.producer import Producer
 from callstream_common.messages import commands as c
@@ -85,12 +86,20 @@ async def test_every_event_of_100_calls_arrives_once_and_in_order(
             channels.append(created["channel_id"])
         await until(lambda: sim_idle(sim), timeout=60, what="all 100 callers gone")
         await until(lambda: settled_count(sim, events), timeout=60, what="every emitted event in Kafka")
+        application = await sim.ari("GET", "/applications/callstream")
     finally:
         gateway.terminate()
     counters = await sim.ctl("GET", "/counters")
     published = Counter(e["type"] for e in ari_events(events))
     assert dict(published) == counters["events_by_type"]
     assert_contiguous(events)
+    # The default filter: the PBX was asked not to send what no service reads, and sent none of it.
+    assert sorted(f["type"] for f in application["events_disallowed"]) == ["ChannelVarset", "DeviceStateChanged"]
+    assert "ChannelVarset" not in published and "DeviceStateChanged" not in published
+    # Each raw event names its ARI type in a header, for the services that pass over types they ignore.
+    raw_types = [dict(r.headers).get(H_ARI_TYPE) for r in events.records
+                 if dict(r.headers).get("type") == b"ari.event"]
+    assert raw_types == [e["type"].encode() for e in ari_events(events)]
     for channel in channels:
         kinds = [e["type"] for e in ari_events(events) if e.get("channel", {}).get("id") == channel]
         # subscribeAll: the channel's whole life, from creation to destruction, Stasis once in between.

@@ -29,6 +29,9 @@ H_PRODUCED_AT = "produced_at"
 H_PRODUCER = "producer"
 H_CAUSATION_ID = "causation_id"
 H_SEQ = "seq"
+# Not part of the envelope: on a raw ARI event (type ari.event), the ARI event's own type, as the gateway read
+# it, so a consumer can pass over the types it ignores without decoding the body (see kafka/faust_app.decoded).
+H_ARI_TYPE = "ari_type"
 ENVELOPE_HEADERS = (
     H_SCHEMA_VERSION,
     H_MESSAGE_ID,

@@ -14,6 +14,11 @@ MESSAGES_CONSUMED = Counter(
     "callstream_messages_consumed_total", "Records read from Kafka, by topic and message type.",
     ["service", "topic", "type"],
 )
+MESSAGES_PASSED_OVER = Counter(
+    "callstream_messages_passed_over_total",
+    "Raw ARI events not decoded because their ari_type header names a type the service ignores.",
+    ["service", "topic"],
+)
 HANDLER_LATENCY = Histogram(
     "callstream_handler_seconds", "Time to handle one decoded message, effects included.",
     ["service", "topic"], buckets=LATENCY_BUCKETS,

@@ -6,6 +6,7 @@
 | `calls` | `on_call` | call events, to the agents named and the agents the call was offered to |
 | `ari.events` | `on_ari` | EndpointStateChange and gateway.snapshot endpoints, as EndpointRegistration |
 | `agent-state.ticks` (internal) | `on_tick` | due_timers: wrap-up ends, lapsed reservations |
+| `agents` | `on_history` | none: the sessions and state intervals in SQL, from the worker's own events |
 
 Tables and co-partitioning: the agents' states are keyed by agent id, but a table's changelog partition is
 the partition of the input being processed, and every source topic is keyed by pbx_id with the same number of
@@ -26,13 +27,15 @@ from typing import Any
 
 from faust.types import EventT, StreamT
 
-from callstream_common.kafka.faust_app import CallstreamApp, create_app, decoded, source_topic
+from callstream_common.kafka.faust_app import CallstreamApp, create_app, decoded, decoded_batches, source_topic
+from callstream_common.messages.agents import AgentLoggedIn, AgentLoggedOut, AgentStateChanged
 from callstream_common.messages.ari import GatewaySnapshot, RawAriEvent
 from callstream_common.topics import TopicName, topic_name
 
+from callstream_agent_state import history
 from callstream_agent_state.positions import Position
 from callstream_agent_state.processor import Processor, Tables
-from callstream_agent_state.routing import ari_registrations, snapshot_registrations
+from callstream_agent_state.routing import REGISTRATION_EVENT, ari_registrations, snapshot_registrations
 from callstream_agent_state.runtime import open_runtime
 from callstream_agent_state.settings import AgentStateSettings
 
@@ -40,6 +43,9 @@ log = logging.getLogger(__name__)
 
 TICKS = "agent-state.ticks"
 TICKS_RETENTION_S = 3600.0  # a tick is worth nothing once the next one is there
+# The history projection takes up to this many events per transaction, waiting at most this long for them.
+HISTORY_BATCH = 500
+HISTORY_WITHIN_S = 0.25
 
 
 def position_of(event: EventT[Any]) -> Position:
@@ -58,6 +64,7 @@ def build(settings: AgentStateSettings) -> CallstreamApp:
     app = create_app(settings, web_port=settings.web_port or None, **overrides)
     cms = source_topic(app, settings, TopicName.CMS_COMMANDS)
     calls = source_topic(app, settings, TopicName.CALLS)
+    agents = source_topic(app, settings, TopicName.AGENTS)
     ari = source_topic(app, settings, TopicName.ARI_EVENTS)
     ticks = app.topic(topic_name(TICKS, settings.topic_prefix), key_type=bytes, value_type=bytes,
                       key_serializer="raw", value_serializer="raw", partitions=settings.pbx_partitions,
@@ -77,7 +84,8 @@ def build(settings: AgentStateSettings) -> CallstreamApp:
 
     processor = Processor(tables, send, tenant=settings.tenant, producer=settings.producer_id,
                           agents_topic=topic_name(TopicName.AGENTS, settings.topic_prefix),
-                          partitions=settings.pbx_partitions)
+                          partitions=settings.pbx_partitions,
+                          generation=lambda: int(app.consumer_generation_id))
     service = settings.service
 
     async def resources() -> None:
@@ -107,7 +115,8 @@ def build(settings: AgentStateSettings) -> CallstreamApp:
 
     @app.agent(ari)
     async def on_ari(stream: StreamT[Any]) -> None:
-        async for message, event in decoded(app, stream, topic=TopicName.ARI_EVENTS, service=service):
+        async for message, event in decoded(app, stream, topic=TopicName.ARI_EVENTS, service=service,
+                                            ari_types={REGISTRATION_EVENT}):
             body = message.body
             if isinstance(body, RawAriEvent):
                 registrations = ari_registrations(body, None)
@@ -116,6 +125,18 @@ def build(settings: AgentStateSettings) -> CallstreamApp:
             else:
                 continue
             await processor.on_registrations(position_of(event), time_of(event), registrations)
+
+    @app.agent(agents)
+    async def on_history(stream: StreamT[Any]) -> None:
+        # The sessions and state intervals in SQL, from this worker's own events, in batches (history.py).
+        async for batch in decoded_batches(app, stream, topic=TopicName.AGENTS, service=service,
+                                           max_records=HISTORY_BATCH, within_s=HISTORY_WITHIN_S):
+            records = [history.Recorded(message.tenant, event.message.topic, event.message.partition,
+                                        event.message.offset, message.causation_id, message.body)
+                       for message, event in batch
+                       if isinstance(message.body, AgentLoggedIn | AgentLoggedOut | AgentStateChanged)]
+            runtime = await processor.runtime()
+            await history.project_batch(runtime.pool, records)
 
     @app.agent(ticks)
     async def on_tick(stream: StreamT[Any]) -> None:

@@ -1,5 +1,6 @@
-"""One input in, its effects out: load the agents' states, `evolve`, mirror to Redis, record in SQL, publish on
-`agents`, store the new states. The faust handlers (app.py) only decode and call in here.
+"""One input in, its effects out: load the agents' states, `evolve`, mirror to Redis, publish on `agents`, store
+the new states. The faust handlers (app.py) only decode and call in here. The history in SQL is a projection of
+`agents` (history.py); only configuration changes (set-skills, reassign) are written to SQL here.
 
 Order of effects, for at-least-once delivery: Redis, SQL, Kafka are idempotent (compare-and-set, tracking
 record, deterministic message ids) and run first; the new states go into the table (changelog) last. A crash
@@ -80,8 +81,15 @@ class Tables:
 
 class Processor:
     def __init__(self, tables: Tables, send: Send, *, tenant: str, producer: str, agents_topic: str,
-                 partitions: int) -> None:
+                 partitions: int, generation: Callable[[], int]) -> None:
         self._tables = tables
+        self._generation = generation
+        # Each agent's state as this worker last stored or read it, with the consumer group generation then.
+        # Within a generation the worker alone owns the agent's partition, so the copy is the truth, and the
+        # tick (every agent of the partition, several times a second) reads it instead of decoding the table's
+        # bytes; after a rebalance the table is read again. (Decoding every agent on every tick was a tenth of
+        # the worker's CPU in bench-routing.)
+        self._decoded: dict[str, tuple[int, AgentMachineState]] = {}
         self._send = send
         self._tenant = tenant
         self._producer = producer
@@ -104,6 +112,10 @@ class Processor:
     @property
     def ready(self) -> bool:
         return self._ready.is_set()
+
+    async def runtime(self) -> Runtime:
+        """The resources, once open (handlers started before that wait here)."""
+        return await self._wait()
 
     async def _wait(self) -> Runtime:
         await self._ready.wait()
@@ -165,9 +177,9 @@ class Processor:
                 await self._reconcile(runtime, position.partition, sorted(agents), now)
                 self._reconciled.add(position.partition)
             for agent_id in sorted(agents):
-                raw = self._tables.states.get(agent_id.encode())
-                if raw is not None:
-                    for due in due_timers(decode_state(raw), now, runtime.policy):
+                stored = self._stored(agent_id)
+                if stored is not None:
+                    for due in due_timers(stored, now, runtime.policy):
                         if isinstance(due, BusyTooLong):
                             metrics.AGENT_STATE_SWEPT.inc()
                             log.warning("agent busy for too long: released by the sweeper", extra={
@@ -181,11 +193,11 @@ class Processor:
         the agents whose PBX is now this partition's: an agent reassigned to another PBX left its old state
         behind in the old partition's changelog, and that state says nothing any more."""
         for agent_id in agents:
-            raw = self._tables.states.get(agent_id.encode())
+            stored = self._stored(agent_id)
             entry = self._entry(runtime, agent_id)
-            if raw is None or entry is None or partition_for(entry.pbx_id.encode(), self._partitions) != partition:
+            if stored is None or entry is None or partition_for(entry.pbx_id.encode(), self._partitions) != partition:
                 continue
-            state = decode_state(raw)
+            state = stored
             repaired = await reconcile(runtime.store, self._on_its_phone(entry, now), state.state, state.call_id,
                                        state.pause_reason, now)
             if repaired is not None:
@@ -208,7 +220,7 @@ class Processor:
             await ensure_agent(runtime.store, entry, now)
             self._changed[entry.agent_id] = entry
             event = AgentSkillsChanged(agent_id=entry.agent_id, at=now, skills=dict(command.skills))
-            await history.record(runtime.pool, self._tenant, position, [event])
+            await history.record_config(runtime.pool, self._tenant, position, event)
             await self._publish(position, [(entry.pbx_id, event)])
             metrics.AGENT_STATE_INPUTS.labels(type(command).__name__, "applied").inc()
 
@@ -235,7 +247,7 @@ class Processor:
                                     to_pbx_id=moved.pbx_id)
             # Kafka before SQL: a re-processing after SQL would find the agent moved already and refuse.
             await self._publish(position, [(entry.pbx_id, event)])
-            await history.record(runtime.pool, self._tenant, position, [event])
+            await history.record_config(runtime.pool, self._tenant, position, event)
             metrics.AGENT_STATE_INPUTS.labels(type(command).__name__, "applied").inc()
 
     def _on_its_phone(self, entry: AgentEntry, now: datetime) -> AgentEntry:
@@ -269,8 +281,21 @@ class Processor:
             await self._apply(runtime, position, now, items)
 
     def _load(self, agent_id: str, now: datetime) -> AgentMachineState:
+        stored = self._stored(agent_id)
+        return stored if stored is not None else AgentMachineState.new(agent_id, now)
+
+    def _stored(self, agent_id: str) -> AgentMachineState | None:
+        """The agent's state in the table (None if it has none), decoded once per consumer generation."""
+        generation = self._generation()
+        cached = self._decoded.get(agent_id)
+        if cached is not None and cached[0] == generation:
+            return cached[1]
         raw = self._tables.states.get(agent_id.encode())
-        return decode_state(raw) if raw is not None else AgentMachineState.new(agent_id, now)
+        if raw is None:
+            return None
+        state = decode_state(raw)
+        self._decoded[agent_id] = (generation, state)
+        return state
 
     async def _apply(self, runtime: Runtime, position: Position, now: datetime,
                      items: Sequence[tuple[str, AgentInput]]) -> None:
@@ -297,8 +322,7 @@ class Processor:
             outcome = "rejected" if any(isinstance(out, Rejection) for out in outputs) else (
                 "applied" if outputs else "quiet")
             metrics.AGENT_STATE_INPUTS.labels(type(item).__name__, outcome).inc()
-        await history.record(runtime.pool, self._tenant, position, [event for _, event in events])
-        await self._publish(position, events)
+        await self._publish(position, events)  # the history in SQL follows from `agents` (history.py)
         self._store(position.partition, before, after)
         for endpoint, agent_id in phones.items():
             self._tables.endpoint_agents[endpoint.encode()] = agent_id.encode()
@@ -358,9 +382,11 @@ class Processor:
                after: dict[str, AgentMachineState]) -> None:
         index_key = str(partition).encode()
         index = decode_names(self._tables.agents_of_partition.get(index_key))
+        generation = self._generation()
         for agent_id, state in after.items():
             if state != before.get(agent_id) or agent_id.encode() not in self._tables.states:
                 self._tables.states[agent_id.encode()] = encode_state(state)
+            self._decoded[agent_id] = (generation, state)
         if not set(after) <= index:
             self._tables.agents_of_partition[index_key] = encode_names(index | set(after))
 

@@ -87,10 +87,14 @@ def _registration(endpoint: Mapping[str, Any], at: datetime | None) -> EndpointR
     return EndpointRegistration(endpoint_name(technology, resource), registered, at)
 
 
+# The one ARI event type agent-state reads (the others are passed over undecoded: kafka/faust_app.decoded).
+REGISTRATION_EVENT = "EndpointStateChange"
+
+
 def ari_registrations(event: RawAriEvent, at: datetime | None) -> list[EndpointRegistration]:
     """EndpointStateChange as a registration; every other ARI event concerns no agent's registration."""
     data = event.data
-    if data.get("type") != "EndpointStateChange" or not isinstance(data.get("endpoint"), dict):
+    if data.get("type") != REGISTRATION_EVENT or not isinstance(data.get("endpoint"), dict):
         return []
     registration = _registration(data["endpoint"], at)
     return [registration] if registration is not None else []

@@ -171,7 +171,7 @@ class EventReader:
             counter.inc()
             if kind in self._filtered:
                 continue
-            put(records.ari_event(raw, received_at))
+            put(records.ari_event(raw, received_at, kind))
         return f"websocket closed ({ws.close_code})"
 
     async def _snapshot(self, asterisk_id: str, connection: int) -> None:

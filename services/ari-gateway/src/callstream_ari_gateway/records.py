@@ -9,7 +9,7 @@ import orjson
 from callstream_ari_gateway.sequence import Sequence
 from callstream_ari_gateway.spool import OutRecord
 from callstream_common.codec import encode, new_envelope
-from callstream_common.envelope import format_timestamp
+from callstream_common.envelope import H_ARI_TYPE, format_timestamp
 from callstream_common.kafka.dlq import dlq_headers
 from callstream_common.messages.ari import ARI_EVENT_TYPE, ARI_EVENT_VERSION
 from callstream_common.messages.base import Body
@@ -40,8 +40,9 @@ class RecordFactory:
         # Unique without a random draw: one producer per PBX, and its seq never repeats.
         return f"{self._producer}/{seq}"
 
-    def ari_event(self, raw: bytes, received_at: datetime) -> OutRecord:
-        """The frame exactly as read; `produced_at` is when the gateway read it."""
+    def ari_event(self, raw: bytes, received_at: datetime, kind: str | None = None) -> OutRecord:
+        """The frame exactly as read; `produced_at` is when the gateway read it, `kind` its ARI type (a header
+        consumers filter on without parsing the frame)."""
         seq = self._sequence.next()
         headers = [
             *self._constant,
@@ -49,6 +50,8 @@ class RecordFactory:
             ("produced_at", format_timestamp(received_at).encode()),
             ("seq", str(seq).encode()),
         ]
+        if kind is not None:
+            headers.append((H_ARI_TYPE, kind.encode()))
         return OutRecord(seq, headers, raw)
 
     def message(self, body: Body) -> OutRecord:

@@ -7,7 +7,7 @@
 | `cms.commands` | `on_cms` | transfers (blind, attended start/finish); other commands are not the router's |
 | `ari.command-results` | `on_results` | failures of the router's commands (`from_command_result`) |
 | `router.ticks` (internal) | `on_tick` | `due_deadlines` of the partition's PBXs, as Deadline |
-| `calls` | `on_calls` | none: the `calls`/`call_legs` SQL projection of the router's own events |
+| `calls` | `on_calls` | none: the `calls`/`call_legs` SQL projection of the router's own events, in batches |
 
 State: one RouterState per PBX in the `router-state` table, keyed by pbx_id. Every source is keyed by pbx_id
 with the same partition count, so a PBX's inputs and its state share one partition (the table's changelog
@@ -32,7 +32,7 @@ from faust.types import TP, EventT, StreamT
 
 from callstream_common import metrics
 from callstream_common.availability import Availability
-from callstream_common.kafka.faust_app import CallstreamApp, create_app, decoded, source_topic
+from callstream_common.kafka.faust_app import CallstreamApp, create_app, decoded, decoded_batches, source_topic
 from callstream_common.messages.agents import AgentState, AgentStateChanged
 from callstream_common.messages.ari import GatewayEntityChanged, GatewaySnapshot, RawAriEvent
 from callstream_common.messages.calls import CallEvent
@@ -47,6 +47,7 @@ from callstream_common.topics import TopicName, topic_name
 from callstream_router import ids, projection
 from callstream_router.backlog import Backlog
 from callstream_router.inputs import (
+    ARI_TYPES,
     AgentFreed,
     CmsTransfer,
     RouterInput,
@@ -63,6 +64,9 @@ log = logging.getLogger(__name__)
 
 TICKS = "router.ticks"
 TICKS_RETENTION_S = 3600.0  # a tick is worth nothing once the next one is there
+# The calls projection takes up to this many events per transaction, waiting at most this long for them.
+PROJECTION_BATCH = 500
+PROJECTION_WITHIN_S = 0.25
 
 
 def origin_of(event: EventT[Any]) -> str:
@@ -151,13 +155,17 @@ def build(settings: RouterSettings) -> CallstreamApp:
 
     app.task(resources)
 
+    def read(event: EventT[Any]) -> None:
+        backlog.processed(event.message.partition, event.message.offset)
+
     @app.agent(ari)
     async def on_ari(stream: StreamT[Any]) -> None:
-        async for message, event in decoded(app, stream, topic=TopicName.ARI_EVENTS, service=service):
+        async for message, event in decoded(app, stream, topic=TopicName.ARI_EVENTS, service=service,
+                                            ari_types=ARI_TYPES, on_passed_over=read):
             origin, now = origin_of(event), time_of(event)
             await processor.handle(event.message.partition, message.pbx_id, now,
                                    ari_input(message.body, origin, now), causation=origin)
-            backlog.processed(event.message.partition, event.message.offset)
+            read(event)
 
     @app.agent(agents)
     async def on_agents(stream: StreamT[Any]) -> None:
@@ -189,13 +197,15 @@ def build(settings: RouterSettings) -> CallstreamApp:
 
     @app.agent(calls)
     async def on_calls(stream: StreamT[Any]) -> None:
-        async for message, event in decoded(app, stream, topic=TopicName.CALLS, service=service):
-            body = message.body
-            if not isinstance(body, CallEvent) or message.pbx_id is None:
-                continue
+        # In batches: the projection is history, not routing; a transaction per batch rather than per event.
+        async for batch in decoded_batches(app, stream, topic=TopicName.CALLS, service=service,
+                                           max_records=PROJECTION_BATCH, within_s=PROJECTION_WITHIN_S):
+            records = [projection.Projected(message.tenant, message.pbx_id, event.message.topic,
+                                            event.message.partition, event.message.offset, message.body)
+                       for message, event in batch
+                       if isinstance(message.body, CallEvent) and message.pbx_id is not None]
             runtime = await processor.runtime()
-            await projection.project(runtime.pool, message.tenant, message.pbx_id, event.message.topic,
-                                     event.message.partition, event.message.offset, body)
+            await projection.project_batch(runtime.pool, records)
 
     async def tick() -> None:
         if not processor.ready:

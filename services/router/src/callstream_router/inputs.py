@@ -222,6 +222,11 @@ def _channel_id(data: Mapping[str, Any], key: str = "channel") -> str | None:
     return view.id if view is not None else None
 
 
+# The ARI event types parse_ari_event reads; the router passes over the others without decoding them.
+ARI_TYPES = frozenset({"StasisStart", "StasisEnd", "Dial", "ChannelStateChange", "ChannelHangupRequest",
+                       "ChannelDestroyed", "ChannelEnteredBridge", "ChannelLeftBridge"})
+
+
 def parse_ari_event(data: Mapping[str, Any], origin: str) -> RouterInput | None:  # noqa: C901 - one branch per type
     """The typed view of a raw ARI event, or None for types (or malformed events) the router ignores."""
     kind = data.get("type")

@@ -1,12 +1,16 @@
 """The `calls` and `call_legs` tables, projected from the call events the router produced (topic `calls`).
 
-Each event is applied in one transaction with its tracking record (`advance_position`): a redelivered or
-replayed event finds its position applied and writes nothing. Every statement is an upsert by natural key, so
-events of a call may arrive for a row that does not exist yet (a direct call has no call.queued).
+Events are applied in batches, each in one transaction with its tracking records (`consumer_positions`, one
+per partition): a redelivered or replayed event finds its position applied and writes nothing. One
+transaction per batch rather than per event: a commit (and its WAL flush) per call event cost the routing
+worker ~10 ms of each (docs/acd.md, bench-routing). Every statement is an upsert by natural key, so events of a
+call may arrive for a row that does not exist yet (a direct call has no call.queued).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -22,7 +26,7 @@ from callstream_common.messages.calls import (
     CallQueued,
     CallTransferred,
 )
-from callstream_common.sql.positions import advance_position
+from callstream_common.sql.positions import apply_batch
 
 COMPONENT = "router"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -79,17 +83,32 @@ WHERE tenant = $1 AND call_id = $2
 """
 
 
+@dataclass(frozen=True)
+class Projected:
+    """One call event read from `calls`, with where it was read (its tracking position)."""
+
+    tenant: str
+    pbx_id: str
+    topic: str
+    partition: int
+    offset: int
+    event: CallEvent
+
+
+async def project_batch(pool: asyncpg.Pool, records: Sequence[Projected]) -> list[bool]:
+    """Apply `records` (in the order read) in one transaction; per record, False when its position was
+    applied before (nothing written for it)."""
+    return await apply_batch(pool, PROJECTION, records, _apply_record)
+
+
 async def project(pool: asyncpg.Pool, tenant: str, pbx_id: str, topic: str, partition: int, offset: int,
                   event: CallEvent) -> bool:
     """Apply one call event; False when its position was applied before (nothing written)."""
-    async with pool.acquire() as conn, conn.transaction():
-        if not await advance_position(conn, PROJECTION, topic, partition, offset):
-            return False
-        await _apply(conn, tenant, pbx_id, event)
-        return True
+    return (await project_batch(pool, [Projected(tenant, pbx_id, topic, partition, offset, event)]))[0]
 
 
-async def _apply(conn: asyncpg.Connection, tenant: str, pbx_id: str, event: CallEvent) -> None:
+async def _apply_record(conn: asyncpg.Connection, record: Projected) -> None:
+    tenant, pbx_id, event = record.tenant, record.pbx_id, record.event
     call = event.call_id
     if isinstance(event, CallQueued):
         await conn.execute(_QUEUED, tenant, call, pbx_id, event.queue_id, event.direction, event.caller_number,

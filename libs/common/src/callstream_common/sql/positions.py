@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol, TypeVar
+
 import asyncpg
 
 _ADVANCE = """
@@ -28,3 +31,55 @@ async def next_offsets(connection: asyncpg.Connection, projection: str) -> dict[
         "SELECT topic, partition, next_offset FROM consumer_positions WHERE projection = $1", projection
     )
     return {(row["topic"], row["partition"]): row["next_offset"] for row in rows}
+
+
+class Positioned(Protocol):
+    """A record read from Kafka, with where it was read."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+
+
+RecordT = TypeVar("RecordT", bound=Positioned)
+
+_CLAIM = """
+INSERT INTO consumer_positions (projection, topic, partition, next_offset) VALUES ($1, $2, $3, 0)
+ON CONFLICT (projection, topic, partition) DO NOTHING
+"""
+_LOCK = """
+SELECT next_offset FROM consumer_positions WHERE projection = $1 AND topic = $2 AND partition = $3 FOR UPDATE
+"""
+
+
+async def apply_batch(
+    pool: asyncpg.Pool, projection: str, records: Sequence[RecordT],
+    apply: Callable[[asyncpg.Connection, RecordT], Awaitable[None]],
+) -> list[bool]:
+    """Apply `records` (in the order read) in one transaction with their tracking records; per record, False
+    when its position was applied before (nothing written for it: a redelivery, a replay, a repeat within the
+    batch). The position rows are locked first, so a worker that lost a partition in a rebalance and its
+    successor cannot both apply the same records. One transaction per batch: a commit per record costs a WAL
+    flush each."""
+    applied = [False] * len(records)
+    if not records:
+        return applied
+    async with pool.acquire() as conn, conn.transaction():
+        next_offsets: dict[tuple[str, int], int] = {}
+        for topic, partition in sorted({(r.topic, r.partition) for r in records}):
+            await conn.execute(_CLAIM, projection, topic, partition)
+            next_offsets[(topic, partition)] = await conn.fetchval(_LOCK, projection, topic, partition)
+        last: dict[tuple[str, int], int] = {}
+        for n, record in enumerate(records):
+            where = (record.topic, record.partition)
+            if record.offset < next_offsets[where] or record.offset <= last.get(where, -1):
+                continue
+            await apply(conn, record)
+            applied[n] = True
+            last[where] = record.offset
+        for (topic, partition), offset in last.items():
+            await advance_position(conn, projection, topic, partition, offset)
+    return applied
