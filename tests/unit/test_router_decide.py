@@ -1063,3 +1063,20 @@ def test_property_reprocessing_any_input_from_its_pre_state_repeats_its_outputs(
     first_ids = [(o.command_id, o.operation) for o in first if isinstance(o, AriCommand)]
     assert first_ids == [(o.command_id, o.operation) for o in second if isinstance(o, AriCommand)]
     assert all(cid.startswith("ari.events:3:77:") or cid.startswith("gc:") for cid, _ in first_ids)
+
+
+def test_an_agent_is_rung_before_the_callers_set_up_commands_and_the_rest_keep_their_order() -> None:
+    from callstream_common.messages.commands import AriCommand, Answer, Hangup, Originate
+    from callstream_router.processor import ringing_first
+
+    expires = datetime(2026, 3, 2, 9, 5, tzinfo=UTC)
+
+    def command(n: int, operation: object) -> AriCommand:
+        return AriCommand(command_id=f"x:0:{n}:0", operation=operation, expires_at=expires, ordering_key="call:c1")
+
+    answer = command(1, Answer(channel_id="caller"))
+    originate = command(2, Originate(channel_id="leg", endpoint="PJSIP/1001", app="callstream",
+                                     app_args="agent,c1", timeout_s=15, originator="caller"))
+    hangup = command(3, Hangup(channel_id="other", reason="normal"))
+    assert ringing_first([answer, originate, hangup]) == [originate, answer, hangup]
+    assert ringing_first([answer, hangup]) == [answer, hangup]

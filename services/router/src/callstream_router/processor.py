@@ -27,7 +27,7 @@ from callstream_common import metrics
 from callstream_common.availability import Availability
 from callstream_common.codec import encode, new_envelope
 from callstream_common.messages.base import Body
-from callstream_common.messages.commands import AriCommand
+from callstream_common.messages.commands import AriCommand, Originate
 from callstream_common.partitioner import partition_for
 
 from callstream_router import intents
@@ -62,6 +62,18 @@ class Runtime:
 class Topics:
     commands: str
     calls: str
+
+
+def ringing_first(commands: Sequence[AriCommand]) -> list[AriCommand]:
+    """The input's commands with those that ring an agent (Originate) first, the others in decide's order.
+
+    The gateway runs one call's commands one after another (their ordering key is the call). A call that finds
+    an agent free on arrival makes answer, bridge create, add, MOH and then the originate: the agent's phone
+    would ring only after four ARI round trips for the caller (~13 of the ~21 ms from call.offered to the
+    originate reaching the PBX in bench-routing). Nothing of the caller's set-up is a prerequisite of an
+    originate (its channel is new; its originator, the caller's channel, exists), and everything later on the
+    agent's leg still comes after it, under the same key."""
+    return sorted(commands, key=lambda command: not isinstance(command.operation, Originate))
 
 
 class Processor:
@@ -180,7 +192,7 @@ class Processor:
                     events.append(out)
             # Answers go before inputs still pending, in the order the intents ran (priority order).
             pending.extendleft(reversed(answers))
-        await self._produce(pbx_id, commands, events, root=root, causation=causation)
+        await self._produce(pbx_id, ringing_first(commands), events, root=root, causation=causation)
         # No deep `state != before` first: `changes` finds what differs by identity (decide keeps unchanged
         # parts) and writes nothing for an input that changed nothing.
         self._store(pbx_id, before, state)
