@@ -302,6 +302,8 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kafka-bootstrap", default="127.0.0.1:19092")
     parser.add_argument("--pg-dsn", default="postgresql://callstream:callstream@127.0.0.1:15432/callstream")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:16379/0")
+    parser.add_argument("--routers", type=int, default=1, choices=range(1, 5), metavar="{1..4}",
+                        help="router workers in the group (the PBXs' partitions are shared among them)")
 
 
 @dataclass
@@ -394,11 +396,15 @@ async def routing_load(args: argparse.Namespace, name: str, *, profile: bool = F
         for pbx_id in load.pbx_ids:
             load.pbxs[pbx_id] = await SitePbx(work, pbx_id, ports[pbx_id]).start()
 
-        load.metrics_ports = {"router": free_port(), "agent-state": free_port()}
-        for service, module in (("agent-state", "callstream_agent_state"), ("router", "callstream_router")):
-            load.start(module, service, extra_env={"CALLSTREAM_WEB_PORT": str(load.metrics_ports[service]),
-                                                   "CALLSTREAM_TICK_INTERVAL_S": TICK_INTERVAL_S[service]},
-                       python_options=["-m", "cProfile", "-o", str(work / f"{service}.prof")] if profile else [])
+        # Workers by name: "router" (and "router-2", ... with --routers), "agent-state".
+        workers = [("agent-state", "agent-state", "callstream_agent_state")] + [
+            ("router" if n == 1 else f"router-{n}", "router", "callstream_router") for n in range(1, args.routers + 1)]
+        load.metrics_ports = {worker: free_port() for worker, _, _ in workers}
+        for worker, service, module in workers:
+            load.start(module, worker, extra_env={"CALLSTREAM_WEB_PORT": str(load.metrics_ports[worker]),
+                                                  "CALLSTREAM_TICK_INTERVAL_S": TICK_INTERVAL_S[service],
+                                                  "CALLSTREAM_INSTANCE": worker},
+                       python_options=["-m", "cProfile", "-o", str(work / f"{worker}.prof")] if profile else [])
         if with_workers is not None:
             with_workers(load)
         for service in ("router", "agent-state"):
@@ -478,7 +484,9 @@ async def main() -> None:
         runs = [await collect(load.pbxs[p], load.readers[p]) for p in pbx_ids]
         for pbx_id, run in zip(pbx_ids, runs, strict=True):
             run.published = await stasis_start_records(settings, pbx_id)
-        router_metrics = await metrics(load.metrics_ports["router"])
+        # Several routers: their series summed (merge_pbx_series sums equal series; they carry no pbx_id).
+        router_metrics = merge_pbx_series([await metrics(port) for worker, port in load.metrics_ports.items()
+                                           if worker.startswith("router")])
         agent_metrics = await metrics(load.metrics_ports["agent-state"])
         # One line per operation over the 4 gateways: their pbx_id label is dropped, series summed below.
         gateway_metrics = merge_pbx_series([await metrics(g.http_port) for g in load.gateways])
@@ -502,6 +510,7 @@ async def main() -> None:
           f"mean {sum(latencies) / max(1, len(latencies)):.2f} ms, max {max(latencies, default=0):.2f} ms",
           flush=True)
     for service, text, names in (("router", router_metrics, ("callstream_router_decide_seconds",
+                                                              "callstream_handler_delay_seconds",
                                                               "callstream_handler_seconds")),
                                  ("agent-state", agent_metrics, ("callstream_handler_seconds",)),
                                  ("gateways", gateway_metrics, ("callstream_gateway_command_seconds",))):

@@ -19,6 +19,12 @@ MESSAGES_PASSED_OVER = Counter(
     "Raw ARI events not decoded because their ari_type header names a type the service ignores.",
     ["service", "topic"],
 )
+HANDLER_DELAY = Histogram(
+    "callstream_handler_delay_seconds",
+    "From a record's timestamp (its producer's clock) to the start of its handler: the time spent in Kafka and "
+    "queued in the worker, as opposed to callstream_handler_seconds, the handler's own time.",
+    ["service", "topic"], buckets=LATENCY_BUCKETS,
+)
 HANDLER_LATENCY = Histogram(
     "callstream_handler_seconds", "Time to handle one decoded message, effects included.",
     ["service", "topic"], buckets=LATENCY_BUCKETS,
