@@ -465,10 +465,13 @@ async def main() -> None:
               f"{args.rate:g} calls/s for {args.seconds:g} s", flush=True)
         await load.traffic(True)
         load_started = time.monotonic()
+        # No sampling of the agents' states while calls arrive: reading 2,000 hashes from Redis every 10 s (as
+        # this loop did) is load on Redis and on the benchmark's own CPU inside the measured window (in one run
+        # the slowest offers came right after two samples; later runs without them still had stalls, docs/acd.md).
+        # They are read once, after the drain.
         while (elapsed := time.monotonic() - load_started) < args.seconds:
             await asyncio.sleep(min(10.0, args.seconds - elapsed))
-            print(f"  t={time.monotonic() - load_started:5.1f}s agents {dict(await load.agent_states())}",
-                  flush=True)
+            print(f"  t={time.monotonic() - load_started:5.1f}s", flush=True)
         await load.traffic(False)
         await load.drain(args.drain)
         # After the drain every agent should be available or finishing a wrap-up; one left reserved or
@@ -495,6 +498,12 @@ async def main() -> None:
     started = {c: t for run in runs for c, t in run.started.items()}
     offered = {c: t for run in runs for c, t in run.offered.items()}
     latencies = [(offered[c] - t) * 1000 for c, t in started.items() if c in offered]
+    # When the slowest offers happened (seconds after the first call): a tail spread over the run is queueing,
+    # one gathered at a few moments is a stall (a commit, a rebalance, a burst of deadlines).
+    first = min(started.values(), default=0.0)
+    slowest = sorted(((offered[c] - t) * 1000, t - first) for c, t in started.items() if c in offered)[-12:]
+    print(f"bench-routing: slowest offers (ms @ s after {datetime.fromtimestamp(first, UTC):%H:%M:%S.%f}): "
+          + ", ".join(f"{ms:.0f}@{at:.1f}" for ms, at in reversed(slowest)), flush=True)
     done = set().union(*(finished(run) for run in runs))
     outcome: Counter[str] = Counter()
     for run in runs:

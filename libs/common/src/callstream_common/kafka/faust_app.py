@@ -45,11 +45,27 @@ class _IdempotentProducer(faust_aiokafka.Producer):
         return {"acks": "all", "enable_idempotence": True}
 
 
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Applies the app's `fetch_batching` (min bytes, max wait ms) to the aiokafka consumer faust creates (faust
+    fixes fetch.min.bytes at 1: every record that arrives ends a fetch, and the next fetch is another request —
+    hundreds a second per worker under load, CPU for the worker and the broker alike)."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        batching = getattr(self.app, "fetch_batching", None)
+        if batching is not None:
+            consumer._fetch_min_bytes, consumer._fetch_max_wait_ms = batching  # read by its start()
+        return consumer
+
+
 class _Consumer(faust_aiokafka.Consumer):
     """faust commits a run of acked offsets even when the record *at* the committed offset is missing from it
     (its check tolerates one hole: `min(acked) - committed > 1`, off by one since the committed offset became
     the next one to read). A record dropped at a rebalance would then be committed past, i.e. lost. Here a
     hole at the head is never committed past; GapHealer seeks back and the record is delivered again."""
+
+    def _new_consumer_thread(self) -> Any:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     def _new_offset(self, tp: Any) -> int | None:
         committed = self._committed_offset[tp]
@@ -67,6 +83,9 @@ class _Transport(faust_aiokafka.Transport):
 class CallstreamApp(faust.App):
     """faust.App whose producer is idempotent with acks=all and whose consumer never commits past a hole."""
 
+    # (fetch.min.bytes, fetch.max.wait.ms) for the worker's consumer; None keeps faust's (1 byte: no wait).
+    fetch_batching: tuple[int, int] | None = None
+
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)
 
@@ -79,6 +98,7 @@ def create_app(
     *,
     store: str = "memory://",
     web_port: int | None = None,
+    fetch_batching: tuple[int, int] | None = None,
     **overrides: Any,
 ) -> CallstreamApp:
     """A faust app for `settings.service`; tables use `store` (rocksdb:// where state is large)."""
@@ -112,6 +132,7 @@ def create_app(
     }
     options.update(overrides)
     app = CallstreamApp(app_id, **options)
+    app.fetch_batching = fetch_batching
     healer = GapHealer(app, settings.service)
     app.timer(GAP_CHECK_S, name=f"{app_id}.gap-healer")(healer.check)
     if web_port is not None:
