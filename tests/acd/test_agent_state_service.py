@@ -211,8 +211,14 @@ async def test_agent_state_service_end_to_end(
             # At start the configured agents are upserted into Redis, logged out, so the router knows them.
             await until(lambda: agent(store, "a2"), timeout=40, what=f"agents upserted {where}")
 
-            # Phone registered, then login: available.
+            # Phone registered, then login: available. The two inputs are on different topics, which a worker
+            # reads in no set order (both often come in one fetch): the login is sent once the registration is
+            # processed (its offset committed), or it could be judged first (paused "login").
             await drive.endpoint("online")
+            events_topic = topic_name(TopicName.ARI_EVENTS, settings.topic_prefix)
+            group = f"{settings.topic_prefix}.agent-state"
+            await until(lambda: _at_least(committed_total(settings.kafka_bootstrap, group, events_topic, 3), 1),
+                        what=f"the registration processed {where}")
             login_id = drive.cmd_id()
             now = datetime.now(UTC)
             await drive.send(TopicName.CMS_COMMANDS, AgentLogin(
@@ -295,7 +301,6 @@ async def test_agent_state_service_end_to_end(
             # Killed without warning, restarted: the agent's state comes back from the table's changelog (a
             # lost state would be logged out, and the pause below refused). Killed once the offsets are
             # committed, so that the restarted worker does not simply rebuild the state by re-reading its inputs.
-            group = f"{settings.topic_prefix}.agent-state"
             for topic, count in ((TopicName.CMS_COMMANDS, 6), (TopicName.CALLS, 3)):
                 name = topic_name(topic, settings.topic_prefix)
                 await until(lambda: _at_least(committed_total(settings.kafka_bootstrap, group, name, 3), count),
