@@ -514,9 +514,10 @@ async def main() -> None:
           flush=True)
     for service, text, names in (("router", router_metrics, ("callstream_router_decide_seconds",
                                                               "callstream_handler_delay_seconds",
+                                                              "callstream_handler_queue_seconds",
                                                               "callstream_handler_seconds")),
                                  ("agent-state", agent_metrics, ("callstream_handler_seconds",)),
-                                 ("gateways", gateway_metrics, ("callstream_gateway_command_seconds",))):
+                                 ("gateways", gateway_metrics, ("callstream_gateway_command_seconds", "callstream_produce_seconds"))):
         for name in names:
             for line in histogram_summary(text, name):
                 print(f"  {service} {line}", flush=True)

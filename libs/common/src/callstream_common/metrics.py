@@ -25,6 +25,12 @@ HANDLER_DELAY = Histogram(
     "queued in the worker, as opposed to callstream_handler_seconds, the handler's own time.",
     ["service", "topic"], buckets=LATENCY_BUCKETS,
 )
+HANDLER_QUEUE = Histogram(
+    "callstream_handler_queue_seconds",
+    "From the worker taking a record in (faust's conductor, after the fetch) to the start of its handler: the "
+    "part of callstream_handler_delay_seconds spent inside the worker rather than in Kafka and the fetch.",
+    ["service", "topic"], buckets=LATENCY_BUCKETS,
+)
 HANDLER_LATENCY = Histogram(
     "callstream_handler_seconds", "Time to handle one decoded message, effects included.",
     ["service", "topic"], buckets=LATENCY_BUCKETS,

@@ -260,6 +260,7 @@ class _Decoder:
         self._passed: dict[str, Any] = {}  # topic -> counter
         self._latency: dict[str, Any] = {}  # topic -> histogram
         self._delay: dict[str, Any] = {}  # topic -> histogram
+        self._queued: dict[str, Any] = {}  # topic -> histogram
 
     @staticmethod
     def headers(event: EventT[Any]) -> list[tuple[str, bytes]]:
@@ -300,6 +301,12 @@ class _Decoder:
         if histogram is None:
             histogram = self._delay[record.topic] = metrics.HANDLER_DELAY.labels(self._service, record.topic)
         histogram.observe(max(0.0, time.time() - record.timestamp))
+        taken_in = getattr(record, "time_in", None)  # stamped (monotonic) by faust's Monitor at intake
+        if taken_in is not None:
+            queued = self._queued.get(record.topic)
+            if queued is None:
+                queued = self._queued[record.topic] = metrics.HANDLER_QUEUE.labels(self._service, record.topic)
+            queued.observe(max(0.0, time.monotonic() - taken_in))
 
     def handler_latency(self, topic: str) -> Any:
         histogram = self._latency.get(topic)
