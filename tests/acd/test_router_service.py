@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
@@ -47,7 +48,7 @@ from site_db import load_site_into
 from acd_processes import start_service, stop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "gateway"))
-from harness import GatewayProcess, SimProcess, TopicReader  # noqa: E402
+from harness import GatewayProcess, SimProcess, TopicReader, free_port  # noqa: E402
 
 PBX = "pbx1"  # the simulator's single PBX: endpoints PJSIP/pbx1-agent-0001 ...
 DID = "5550100"
@@ -211,7 +212,9 @@ async def test_router_routes_inbound_calls_end_to_end(
                                  {QUEUE: QueueRule(Strategy.LONGEST_IDLE)}, now=datetime.now(UTC))
 
     log_path = tmp_path / "router.log"
-    router = start_service("callstream_router", settings, empty_database, log_path, tmp_path / "router-data")
+    metrics_port = free_port()
+    router = start_service("callstream_router", settings, empty_database, log_path, tmp_path / "router-data",
+                           extra_env={"CALLSTREAM_WEB_PORT": str(metrics_port)})
     gateway = GatewayProcess(settings, sim, PBX, tmp_path).start()
     reader = await TopicReader(settings, TopicName.CALLS, PBX).start()
     calls = Calls(reader)
@@ -231,6 +234,16 @@ async def test_router_routes_inbound_calls_end_to_end(
         row = await until(lambda: ended_row(empty_database, tenant, call1), what="call 1 row")
         assert row["outcome"] == "abandoned" and row["queue_id"] == QUEUE and row["caller_number"] == "5551000"
         assert row["answered_at"] is None and row["did"] == DID
+        # The worker's /metrics: its own figures, among them the ARI events it passed over undecoded (the
+        # caller's ChannelCreated, ... are no input of the router's).
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{metrics_port}/metrics") as r:
+            assert r.status == 200
+            exposed = await r.text()
+        ari_events = topic_name(TopicName.ARI_EVENTS, settings.topic_prefix)
+        passed = [line for line in exposed.splitlines()
+                  if line.startswith("callstream_messages_passed_over_total") and ari_events in line]
+        assert passed and float(passed[0].rsplit(" ", 1)[1]) > 0, passed
+        assert 'callstream_handler_seconds_count{service="router"' in exposed
 
         # 2. An agent available: queued, offered (an originate to its phone), answered, bridged, ended.
         await make_available(store, "a1")
