@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import tempfile
+from pathlib import Path
 
 import orjson
 
@@ -23,7 +25,8 @@ def output_topic(settings: ServiceSettings) -> str:
 
 
 def build(settings: ServiceSettings) -> CallstreamApp:
-    app = create_app(settings)
+    # faust's data directory defaults to the working directory (the repository): the temporary one instead.
+    app = create_app(settings, datadir=str(Path(tempfile.gettempdir()) / f"{settings.topic_prefix}-counter-data"))
     calls = source_topic(app, settings, TopicName.CALLS)
     counts = app.Table("counts", default=int, partitions=settings.pbx_partitions, key_type=bytes,
                        value_type=int)
