@@ -514,6 +514,7 @@ async def main() -> None:
           flush=True)
     for service, text, names in (("router", router_metrics, ("callstream_router_decide_seconds",
                                                               "callstream_handler_delay_seconds",
+                                                              "callstream_fetch_delay_seconds",
                                                               "callstream_handler_queue_seconds",
                                                               "callstream_handler_seconds")),
                                  ("agent-state", agent_metrics, ("callstream_handler_seconds",)),

@@ -25,6 +25,12 @@ HANDLER_DELAY = Histogram(
     "queued in the worker, as opposed to callstream_handler_seconds, the handler's own time.",
     ["service", "topic"], buckets=LATENCY_BUCKETS,
 )
+FETCH_DELAY = Histogram(
+    "callstream_fetch_delay_seconds",
+    "From a record's timestamp to its return by the fetch in faust's consumer thread (before the hand-over to "
+    "the worker's event loop): the Kafka and fetch part of callstream_handler_delay_seconds.",
+    ["service", "topic"], buckets=LATENCY_BUCKETS,
+)
 HANDLER_QUEUE = Histogram(
     "callstream_handler_queue_seconds",
     "From the worker taking a record in (faust's conductor, after the fetch) to the start of its handler: the "

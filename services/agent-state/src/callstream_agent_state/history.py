@@ -3,9 +3,9 @@
 - **History** (sessions and state intervals) is a projection of the `agents` topic, applied in batches, one
   transaction per batch with its tracking records (`consumer_positions`, projection `agent_state.history`): a
   redelivered or replayed event writes nothing. It is off the state machine's path on purpose: written per
-  input, its transaction (and WAL flush) was most of the ~11 ms agent-state spent on each call event, and every
-  agent event — which the router waits for before offering a freed agent the next call, and the wallboards
-  show — waited for it (docs/acd.md, bench-routing).
+  input, its transaction (and WAL flush) was over half of the ~11 ms agent-state spent on each call event,
+  and every agent event — which the router waits for before offering a freed agent the next call, and the
+  wallboards show — waited for it (docs/acd.md, bench-routing).
 - **Configuration** (set-skills, reassign) is written while the command is processed, one transaction per
   command with its tracking record (projection `agent_state`): a login right after reads it from SQL.
 """

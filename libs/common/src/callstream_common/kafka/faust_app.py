@@ -50,6 +50,20 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     fixes fetch.min.bytes at 1: every record that arrives ends a fetch, and the next fetch is another request —
     hundreds a second per worker under load, CPU for the worker and the broker alike)."""
 
+    async def _fetch_records(self, consumer: Any, active_partitions: Any, timeout: float | None = None,
+                             max_records: int | None = None) -> Any:
+        """faust's fetch, in its consumer thread, timed per record (see metrics.FETCH_DELAY): with the worker's
+        intake and handler times it tells where a record waited."""
+        records = await super()._fetch_records(consumer, active_partitions, timeout=timeout, max_records=max_records)
+        now = time.time()
+        service = getattr(self.app, "service_name", "")
+        for tp, batch in (records or {}).items():
+            if batch:
+                histogram = metrics.FETCH_DELAY.labels(service, tp.topic)
+                for record in batch:
+                    histogram.observe(max(0.0, now - record.timestamp / 1000))
+        return records
+
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         batching = getattr(self.app, "fetch_batching", None)
@@ -85,6 +99,7 @@ class CallstreamApp(faust.App):
 
     # (fetch.min.bytes, fetch.max.wait.ms) for the worker's consumer; None keeps faust's (1 byte: no wait).
     fetch_batching: tuple[int, int] | None = None
+    service_name: str = ""  # the service label of the metrics measured outside a stream (the consumer thread)
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)
@@ -133,6 +148,7 @@ def create_app(
     options.update(overrides)
     app = CallstreamApp(app_id, **options)
     app.fetch_batching = fetch_batching
+    app.service_name = settings.service
     healer = GapHealer(app, settings.service)
     app.timer(GAP_CHECK_S, name=f"{app_id}.gap-healer")(healer.check)
     if web_port is not None:
