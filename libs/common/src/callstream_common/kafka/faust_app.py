@@ -45,10 +45,27 @@ class _IdempotentProducer(faust_aiokafka.Producer):
         return {"acks": "all", "enable_idempotence": True}
 
 
+class _Children:
+    """Metric children by metric and label values: `.labels()` on every record costs a lock and a lookup."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[Any, tuple[str, ...]], Any] = {}
+
+    def __call__(self, family: Any, *labels: str) -> Any:
+        child = self._cache.get((family, labels))
+        if child is None:
+            child = self._cache[(family, labels)] = family.labels(*labels)
+        return child
+
+
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     """Applies the app's `fetch_batching` (min bytes, max wait ms) to the aiokafka consumer faust creates (faust
     fixes fetch.min.bytes at 1: every record that arrives ends a fetch, and the next fetch is another request —
     hundreds a second per worker under load, CPU for the worker and the broker alike)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._metric_children = _Children()  # not `_children`: a mode Service's own (its child services)
 
     async def _fetch_records(self, consumer: Any, active_partitions: Any, timeout: float | None = None,
                              max_records: int | None = None) -> Any:
@@ -59,7 +76,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         service = getattr(self.app, "service_name", "")
         for tp, batch in (records or {}).items():
             if batch:
-                histogram = metrics.FETCH_DELAY.labels(service, tp.topic)
+                histogram = self._metric_children(metrics.FETCH_DELAY, service, tp.topic)
                 for record in batch:
                     histogram.observe(max(0.0, now - record.timestamp / 1000))
         return records
@@ -264,19 +281,14 @@ def passed_over(headers: Sequence[tuple[str, bytes]], ari_types: Collection[str]
 
 
 class _Decoder:
-    """Decodes the events of one stream: dead-letters what does not decode, counts what does (metric children
-    kept by label values: `.labels()` on every record costs a lock and a lookup)."""
+    """Decodes the events of one stream: dead-letters what does not decode, counts and times what does."""
 
     def __init__(self, app: faust.App, topic: TopicName, service: str, codec: Codec | None) -> None:
         self._app = app
         self._topic = topic
         self._service = service
         self._codec = codec or Codec()
-        self._consumed: dict[tuple[str, str], Any] = {}  # (topic, message type) -> counter
-        self._passed: dict[str, Any] = {}  # topic -> counter
-        self._latency: dict[str, Any] = {}  # topic -> histogram
-        self._delay: dict[str, Any] = {}  # topic -> histogram
-        self._queued: dict[str, Any] = {}  # topic -> histogram
+        self._children = _Children()
 
     @staticmethod
     def headers(event: EventT[Any]) -> list[tuple[str, bytes]]:
@@ -284,11 +296,7 @@ class _Decoder:
         return list(raw.items()) if isinstance(raw, dict) else list(raw or [])
 
     def count_passed_over(self, event: EventT[Any]) -> None:
-        topic = event.message.topic
-        counter = self._passed.get(topic)
-        if counter is None:
-            counter = self._passed[topic] = metrics.MESSAGES_PASSED_OVER.labels(self._service, topic)
-        counter.inc()
+        self._children(metrics.MESSAGES_PASSED_OVER, self._service, event.message.topic).inc()
 
     async def message(self, event: EventT[Any], headers: list[tuple[str, bytes]]) -> Message | None:
         """The event's message, or None once it is dead-lettered with the reason."""
@@ -302,33 +310,22 @@ class _Decoder:
                 reason=f"undecodable: {exc}",
             )
             return None
-        counter = self._consumed.get((record.topic, message.type))
-        if counter is None:
-            counter = self._consumed[(record.topic, message.type)] = metrics.MESSAGES_CONSUMED.labels(
-                self._service, record.topic, message.type)
-        counter.inc()
+        self._children(metrics.MESSAGES_CONSUMED, self._service, record.topic, message.type).inc()
         return message
 
     def observe_delay(self, event: EventT[Any]) -> None:
         """How long the record waited (Kafka, the worker's queue) before its handler: the routing path's
         latency is mostly this under load, not the handler's own time."""
         record = event.message
-        histogram = self._delay.get(record.topic)
-        if histogram is None:
-            histogram = self._delay[record.topic] = metrics.HANDLER_DELAY.labels(self._service, record.topic)
-        histogram.observe(max(0.0, time.time() - record.timestamp))
+        self._children(metrics.HANDLER_DELAY, self._service, record.topic).observe(
+            max(0.0, time.time() - record.timestamp))
         taken_in = getattr(record, "time_in", None)  # stamped (monotonic) by faust's Monitor at intake
         if taken_in is not None:
-            queued = self._queued.get(record.topic)
-            if queued is None:
-                queued = self._queued[record.topic] = metrics.HANDLER_QUEUE.labels(self._service, record.topic)
-            queued.observe(max(0.0, time.monotonic() - taken_in))
+            self._children(metrics.HANDLER_QUEUE, self._service, record.topic).observe(
+                max(0.0, time.monotonic() - taken_in))
 
     def handler_latency(self, topic: str) -> Any:
-        histogram = self._latency.get(topic)
-        if histogram is None:
-            histogram = self._latency[topic] = metrics.HANDLER_LATENCY.labels(self._service, topic)
-        return histogram
+        return self._children(metrics.HANDLER_LATENCY, self._service, topic)
 
     async def _send(self, target: str, key: bytes | None, value: bytes | None,
                     headers: list[tuple[str, bytes]]) -> Any:
