@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from callstream_common import metrics
+from callstream_common.kafka.owned import OwnedCopies
 from callstream_common.codec import encode, new_envelope
 from callstream_common.partitioner import partition_for
 from callstream_common.messages.agents import (
@@ -83,13 +84,11 @@ class Processor:
     def __init__(self, tables: Tables, send: Send, *, tenant: str, producer: str, agents_topic: str,
                  partitions: int, generation: Callable[[], int]) -> None:
         self._tables = tables
-        self._generation = generation
-        # Each agent's state as this worker last stored or read it, with the consumer group generation then.
-        # Within a generation the worker alone owns the agent's partition, so the copy is the truth, and the
-        # tick (every agent of the partition, several times a second) reads it instead of decoding the table's
-        # bytes; after a rebalance the table is read again. (Decoding every agent on every tick was most of the
-        # tick's cost, 3-5% of the worker's busy time in a profiled bench-routing run.)
-        self._decoded: dict[str, tuple[int, AgentMachineState]] = {}
+        # Each agent's state as this worker last stored or read it, trusted while it owns the agent's partition:
+        # the tick (every agent of the partition, several times a second) reads it instead of decoding the
+        # table's bytes. (Decoding every agent on every tick was most of the tick's cost, 3-5% of the worker's
+        # busy time in a profiled bench-routing run.)
+        self._decoded: OwnedCopies[str, AgentMachineState] = OwnedCopies(generation)
         self._send = send
         self._tenant = tenant
         self._producer = producer
@@ -286,15 +285,13 @@ class Processor:
 
     def _stored(self, agent_id: str) -> AgentMachineState | None:
         """The agent's state in the table (None if it has none), decoded once per consumer generation."""
-        generation = self._generation()
-        cached = self._decoded.get(agent_id)
-        if cached is not None and cached[0] == generation:
-            return cached[1]
-        raw = self._tables.states.get(agent_id.encode())
-        if raw is None:
-            return None
-        state = decode_state(raw)
-        self._decoded[agent_id] = (generation, state)
+        state = self._decoded.get(agent_id)
+        if state is None:
+            raw = self._tables.states.get(agent_id.encode())
+            if raw is None:
+                return None
+            state = decode_state(raw)
+            self._decoded.put(agent_id, state)
         return state
 
     async def _apply(self, runtime: Runtime, position: Position, now: datetime,
@@ -382,11 +379,10 @@ class Processor:
                after: dict[str, AgentMachineState]) -> None:
         index_key = str(partition).encode()
         index = decode_names(self._tables.agents_of_partition.get(index_key))
-        generation = self._generation()
         for agent_id, state in after.items():
             if state != before.get(agent_id) or agent_id.encode() not in self._tables.states:
                 self._tables.states[agent_id.encode()] = encode_state(state)
-            self._decoded[agent_id] = (generation, state)
+            self._decoded.put(agent_id, state)
         if not set(after) <= index:
             self._tables.agents_of_partition[index_key] = encode_names(index | set(after))
 

@@ -24,6 +24,7 @@ from datetime import datetime
 import asyncpg
 
 from callstream_common import metrics
+from callstream_common.kafka.owned import OwnedCopies
 from callstream_common.availability import Availability
 from callstream_common.codec import encode, new_envelope
 from callstream_common.messages.base import Body
@@ -80,7 +81,6 @@ class Processor:
     def __init__(self, states: Table, send: Send, topics: Topics, *, tenant: str, producer: str,
                  partitions: int, emit_commands: bool, generation: Callable[[], int]) -> None:
         self._states = states
-        self._generation = generation
         self._send = send
         self._topics = topics
         self._tenant = tenant
@@ -90,11 +90,9 @@ class Processor:
         self._runtime: Runtime | None = None
         self._ready = asyncio.Event()
         self._locks: dict[int, asyncio.Lock] = {}
-        # Each PBX's state as this worker last stored it, with the consumer group generation it was stored in.
-        # Within one generation the worker alone owns the PBX's partition, so the copy is the truth; after a
-        # rebalance another worker may have moved the PBX on, and the state is rebuilt from the (recovered)
-        # table's entries (stored.py).
-        self._decoded: dict[str, tuple[int, RouterState]] = {}
+        # Each PBX's state as this worker last stored it, trusted while it owns the PBX's partition; after a
+        # rebalance the state is rebuilt from the (recovered) table's entries (stored.py).
+        self._decoded: OwnedCopies[str, RouterState] = OwnedCopies(generation)
 
     def start(self, runtime: Runtime) -> None:
         self._runtime = runtime
@@ -137,12 +135,10 @@ class Processor:
                     await self._apply(runtime, pbx_id, now, deadline, root=deadline.origin, causation=causation)
 
     def _load(self, pbx_id: str) -> RouterState:
-        generation = self._generation()
-        cached = self._decoded.get(pbx_id)
-        if cached is not None and cached[0] == generation:
-            return cached[1]
-        state = rebuild(pbx_id, self._states.items())  # once per PBX and assignment: scans the table
-        self._decoded[pbx_id] = (generation, state)
+        state = self._decoded.get(pbx_id)
+        if state is None:
+            state = rebuild(pbx_id, self._states.items())  # once per PBX and assignment: scans the table
+            self._decoded.put(pbx_id, state)
         return state
 
     def _store(self, pbx_id: str, before: RouterState, state: RouterState) -> None:
@@ -151,7 +147,7 @@ class Processor:
                 self._states.pop(key, None)
             else:
                 self._states[key] = value
-        self._decoded[pbx_id] = (self._generation(), state)
+        self._decoded.put(pbx_id, state)
 
     async def _apply(self, runtime: Runtime, pbx_id: str, now: datetime, first: RouterInput, *, root: str,
                      causation: str) -> None:
