@@ -383,9 +383,13 @@ async def test_calls_projection_is_idempotent_per_position(empty_database: str) 
     ]
     pool = await asyncpg.create_pool(empty_database, min_size=1, max_size=2)
     try:
-        applied = [await projection.project(pool, "t1", PBX, "calls", 0, n, e) for n, e in enumerate(events)]
+        async def alone(offset: int, event: Any) -> bool:  # one event per transaction, as a redelivery comes
+            return (await projection.project_batch(pool, [projection.Projected("t1", PBX, "calls", 0, offset,
+                                                                               event)]))[0]
+
+        applied = [await alone(n, e) for n, e in enumerate(events)]
         # A redelivery (or a replay from an earlier offset) writes nothing.
-        again = [await projection.project(pool, "t1", PBX, "calls", 0, n, e) for n, e in enumerate(events)]
+        again = [await alone(n, e) for n, e in enumerate(events)]
         assert applied == [True] * 4 and again == [False] * 4
         row = await pool.fetchrow("SELECT * FROM calls WHERE tenant = 't1' AND call_id = 'c1'")
         assert (row["agent_id"], row["outcome"], row["wait_s"], row["talk_s"]) == ("a1", "completed", 4, 30)

@@ -101,12 +101,6 @@ async def project_batch(pool: asyncpg.Pool, records: Sequence[Projected]) -> lis
     return await apply_batch(pool, PROJECTION, records, _apply_record)
 
 
-async def project(pool: asyncpg.Pool, tenant: str, pbx_id: str, topic: str, partition: int, offset: int,
-                  event: CallEvent) -> bool:
-    """Apply one call event; False when its position was applied before (nothing written)."""
-    return (await project_batch(pool, [Projected(tenant, pbx_id, topic, partition, offset, event)]))[0]
-
-
 async def _apply_record(conn: asyncpg.Connection, record: Projected) -> None:
     tenant, pbx_id, event = record.tenant, record.pbx_id, record.event
     call = event.call_id

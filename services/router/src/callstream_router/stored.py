@@ -60,7 +60,8 @@ def changes(pbx_id: str, before: RouterState, after: RouterState) -> list[Write]
 
 
 def rebuild(pbx_id: str, entries: Iterable[tuple[bytes, bytes]]) -> RouterState:
-    """The PBX's state from its entries (those of other PBXs, and the version, are skipped)."""
+    """The PBX's state from its entries (those of other PBXs are skipped, and any key not of this layout, such
+    as the version entry workers before 191a216 wrote)."""
     prefix = pbx_prefix(pbx_id)
     maps: dict[str, dict[str, Any]] = {name: {} for name, _ in _PARTS.values()}
     for key, value in entries:
