@@ -515,7 +515,6 @@ async def main() -> None:
     for service, text, names in (("router", router_metrics, ("callstream_router_decide_seconds",
                                                               "callstream_handler_delay_seconds",
                                                               "callstream_fetch_delay_seconds",
-                                                              "callstream_handler_queue_seconds",
                                                               "callstream_handler_seconds")),
                                  ("agent-state", agent_metrics, ("callstream_handler_seconds",)),
                                  ("gateways", gateway_metrics, ("callstream_gateway_command_seconds", "callstream_produce_seconds"))):

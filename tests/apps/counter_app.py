@@ -2,12 +2,15 @@
 
 After each message it publishes the PBX's running count, so a test can see that a restarted worker resumed
 from the table's changelog (the count goes on) rather than from zero. Settings come from CALLSTREAM_*.
+COUNTER_HOLD_COMMITS=<path>: a commit barrier that holds every offset commit while <path> exists, and creates
+<path>.asked when a commit is first held (a test of the app's commit barriers).
 Run: python tests/apps/counter_app.py worker
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -41,7 +44,17 @@ def build(settings: ServiceSettings) -> CallstreamApp:
             await out.send(key=pbx, value=orjson.dumps(
                 {"pbx": pbx.decode(), "count": counts[pbx], "call": message.body.call_id}))
 
+    hold = os.environ.get("COUNTER_HOLD_COMMITS")
+    if hold:
+        app.commit_barriers.append(lambda: held_while(Path(hold)))
     return app
+
+
+async def held_while(path: Path) -> None:
+    if path.exists():
+        path.with_name(path.name + ".asked").touch()
+    while path.exists():
+        await asyncio.sleep(0.05)
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import orjson
 import pytest
@@ -28,8 +29,9 @@ NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 PBXS = ("pbx-a", "pbx-b", "pbx-c")
 
 
-def start_worker(settings: ServiceSettings, log_path: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "CALLSTREAM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+def start_worker(settings: ServiceSettings, log_path: str,
+                 extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **(extra_env or {}), "CALLSTREAM_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
            "CALLSTREAM_TOPIC_PREFIX": settings.topic_prefix, "CALLSTREAM_TENANT": settings.tenant,
            "CALLSTREAM_PBX_PARTITIONS": str(settings.pbx_partitions), "PYTHONPATH": str(ROOT / "tests")}
     with open(log_path, "ab") as log:
@@ -150,3 +152,30 @@ async def test_table_is_restored_from_its_changelog_after_the_worker_is_killed(
 
 async def _equals(value: object, expected: int) -> bool:
     return await value == expected  # type: ignore[misc]
+
+
+async def test_no_offset_is_committed_while_a_commit_barrier_holds(
+    settings: ServiceSettings, outputs: Outputs, tmp_path: Path
+) -> None:
+    """The app's commit barriers (the router's pending stores) are awaited before offsets are committed."""
+    await ensure_topics(settings.kafka_bootstrap, plan_topics(settings.topic_prefix, pbx_partitions=3,
+                                                              tenant_partitions=2))
+    calls = topic_name(TopicName.CALLS, settings.topic_prefix)
+    log_path = f"{tmp_path}/worker.log"
+    hold = tmp_path / "hold"
+    hold.touch()
+    worker = start_worker(settings, log_path, {"COUNTER_HOLD_COMMITS": str(hold)})
+    try:
+        await worker_ready(log_path, 1)
+        async with Producer(settings.kafka_bootstrap, service="test", client_id="test") as producer:
+            await send_calls(settings, producer, 1, 3)
+        await until(lambda: outputs.last() == {pbx: 3 for pbx in PBXS}, timeout=90,
+                    what=f"counts of 3 (worker log: {log_path})")
+        asked = tmp_path / "hold.asked"
+        await until(asked.exists, timeout=30, what="a commit held by the barrier")
+        assert await committed(settings, calls) == 0  # the records are handled, their offsets held back
+        hold.unlink()
+        await until(lambda: _equals(committed(settings, calls), 9), timeout=30, what="offsets committed")
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=10)

@@ -31,12 +31,6 @@ FETCH_DELAY = Histogram(
     "the worker's event loop): the Kafka and fetch part of callstream_handler_delay_seconds.",
     ["service", "topic"], buckets=LATENCY_BUCKETS,
 )
-HANDLER_QUEUE = Histogram(
-    "callstream_handler_queue_seconds",
-    "From the worker taking a record in (faust's conductor, after the fetch) to the start of its handler: the "
-    "part of callstream_handler_delay_seconds spent inside the worker rather than in Kafka and the fetch.",
-    ["service", "topic"], buckets=LATENCY_BUCKETS,
-)
 HANDLER_LATENCY = Histogram(
     "callstream_handler_seconds", "Time to handle one decoded message, effects included.",
     ["service", "topic"], buckets=LATENCY_BUCKETS,

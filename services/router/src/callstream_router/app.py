@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from collections.abc import Awaitable
 from typing import Any
 
+from faust import current_event
 from faust.types import TP, EventT, StreamT
 
 from callstream_common import metrics
@@ -56,6 +57,7 @@ from callstream_router.inputs import (
     from_snapshot,
     parse_ari_event,
 )
+from callstream_router.pending_stores import PendingStores
 from callstream_router.processor import Processor, Runtime, Topics
 from callstream_router.settings import RouterSettings
 from callstream_router.site_config import router_configs
@@ -137,11 +139,14 @@ def build(settings: RouterSettings) -> CallstreamApp:
         delivery: Awaitable[object] = await app.producer.send(topic, key, value, None, None, headers)
         return delivery
 
+    # The worker stops when a state cannot be stored; no offset is committed before the stores (pending_stores.py).
+    stores = PendingStores(on_failure=lambda exc: asyncio.ensure_future(app.crash(exc)), write_context=current_event)
+    app.commit_barriers.append(stores.settle)
     processor = Processor(
         states, send, Topics(commands=topic_name(TopicName.ARI_COMMANDS, settings.topic_prefix),
                              calls=topic_name(TopicName.CALLS, settings.topic_prefix)),
         tenant=settings.tenant, producer=settings.producer_id, partitions=settings.pbx_partitions,
-        emit_commands=settings.emit_commands, generation=lambda: int(app.consumer_generation_id))
+        emit_commands=settings.emit_commands, generation=lambda: int(app.consumer_generation_id), stores=stores)
     service = settings.service
     backlog = Backlog(settings.deadline_backlog_slack)
     ari_topic = ari.get_topic_name()

@@ -4,8 +4,12 @@ reservation's answer back in at once), produce commands and call events, store t
 Order of effects, for at-least-once delivery: Redis (idempotent per call: a repeated reservation returns the
 agents the call holds; releases are compare-and-set), then Kafka (deterministic ids: command ids from the
 decider, which the gateway runs once; call events `<origin>:<n>`), and the new state goes into the table
-(changelog) last. A crash in between re-processes the input from the old state and repeats the same effects
-with the same ids; storing the state first would lose the effects not yet made.
+(changelog) last, once Kafka has acknowledged the input's records. A crash in between re-processes the input
+from the old state and repeats the same effects with the same ids; storing the state first would lose the
+effects not yet made.
+
+The handler does not wait for those acknowledgements: the next input is decided from the state kept in
+memory while the store waits for them (pending_stores.py; offsets are committed only once every store is made).
 
 Inputs of one partition are processed one at a time (a lock per partition): the faust agents of the four
 sources and the tick are separate tasks, and two of them must not evolve one PBX's state concurrently.
@@ -35,9 +39,10 @@ from callstream_router import intents
 from callstream_router.config import RouterConfig
 from callstream_router.decide import decide
 from callstream_router.inputs import RouterInput
+from callstream_router.pending_stores import PendingStores
 from callstream_router.outputs import ReleaseAgent, ReserveAgent, RouterNote
 from callstream_router.state import RouterState, due_deadlines
-from callstream_router.stored import changes, rebuild
+from callstream_router.stored import Write, changes, rebuild
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +84,8 @@ def ringing_first(commands: Sequence[AriCommand]) -> list[AriCommand]:
 
 class Processor:
     def __init__(self, states: Table, send: Send, topics: Topics, *, tenant: str, producer: str,
-                 partitions: int, emit_commands: bool, generation: Callable[[], int]) -> None:
+                 partitions: int, emit_commands: bool, generation: Callable[[], int],
+                 stores: PendingStores) -> None:
         self._states = states
         self._send = send
         self._topics = topics
@@ -93,6 +99,7 @@ class Processor:
         # Each PBX's state as this worker last stored it, trusted while it owns the PBX's partition; after a
         # rebalance the state is rebuilt from the (recovered) table's entries (stored.py).
         self._decoded: OwnedCopies[str, RouterState] = OwnedCopies(generation)
+        self._stores = stores
 
     def start(self, runtime: Runtime) -> None:
         self._runtime = runtime
@@ -121,7 +128,7 @@ class Processor:
             return
         runtime = await self._wait()
         async with self._lock(partition):
-            await self._apply(runtime, pbx_id, now, item, root=causation, causation=causation)
+            await self._apply(runtime, partition, pbx_id, now, item, root=causation, causation=causation)
 
     async def tick(self, partition: int, now: datetime, *, causation: str) -> None:
         """The due deadlines of the PBXs whose state lives in `partition`, each fed in as a Deadline."""
@@ -130,9 +137,15 @@ class Processor:
             for pbx_id, config in runtime.configs.items():
                 if partition_for(pbx_id.encode(), self._partitions) != partition:
                     continue
-                for deadline in due_deadlines(self._load(pbx_id), now, config):
+                for deadline in due_deadlines(await self._current(partition, pbx_id), now, config):
                     # The deadline's own origin names its outputs: the same whichever tick fires it.
-                    await self._apply(runtime, pbx_id, now, deadline, root=deadline.origin, causation=causation)
+                    await self._apply(runtime, partition, pbx_id, now, deadline, root=deadline.origin,
+                                      causation=causation)
+
+    async def _current(self, partition: int, pbx_id: str) -> RouterState:
+        if self._stores.pending(partition) and self._decoded.get(pbx_id) is None:
+            await self._stores.settle_partition(partition)  # the table is read: let it have every store first
+        return self._load(pbx_id)
 
     def _load(self, pbx_id: str) -> RouterState:
         state = self._decoded.get(pbx_id)
@@ -141,16 +154,25 @@ class Processor:
             self._decoded.put(pbx_id, state)
         return state
 
-    def _store(self, pbx_id: str, before: RouterState, state: RouterState) -> None:
-        for key, value in changes(pbx_id, before, state):
+    def _store(self, partition: int, pbx_id: str, before: RouterState, state: RouterState,
+               acks: list[Awaitable[object]]) -> None:
+        """`state` is what the PBX's next input sees, at once; the table gets it once `acks` (the input's records)
+        and the partition's earlier stores are done."""
+        self._decoded.put(pbx_id, state)
+        writes = changes(pbx_id, before, state)
+        if writes or acks:
+            self._stores.after(partition, acks, lambda: self._write(writes))
+
+    def _write(self, writes: list[Write]) -> None:
+        for key, value in writes:
             if value is None:
                 self._states.pop(key, None)
             else:
                 self._states[key] = value
-        self._decoded.put(pbx_id, state)
 
-    async def _apply(self, runtime: Runtime, pbx_id: str, now: datetime, first: RouterInput, *, root: str,
-                     causation: str) -> None:
+    async def _apply(self, runtime: Runtime, partition: int, pbx_id: str, now: datetime, first: RouterInput, *,
+                     root: str, causation: str) -> None:
+        self._stores.check()
         config = runtime.configs.get(pbx_id)
         if config is None:
             # Counted, logged at debug: every event of an unconfigured PBX would come through here.
@@ -158,7 +180,7 @@ class Processor:
             log.debug("input for a PBX not configured", extra={"pbx_id": pbx_id, "causation_id": causation})
             return
         started = time.perf_counter()
-        before = self._load(pbx_id)
+        before = await self._current(partition, pbx_id)
         state = before
         commands: list[AriCommand] = []
         events: list[Body] = []
@@ -188,14 +210,15 @@ class Processor:
                     events.append(out)
             # Answers go before inputs still pending, in the order the intents ran (priority order).
             pending.extendleft(reversed(answers))
-        await self._produce(pbx_id, ringing_first(commands), events, root=root, causation=causation)
+        acks = await self._produce(pbx_id, ringing_first(commands), events, root=root, causation=causation)
         # No deep `state != before` first: `changes` finds what differs by identity (decide keeps unchanged
         # parts) and writes nothing for an input that changed nothing.
-        self._store(pbx_id, before, state)
+        self._store(partition, pbx_id, before, state, acks)
         metrics.ROUTER_DECIDE_LATENCY.observe(time.perf_counter() - started)
 
     async def _produce(self, pbx_id: str, commands: Sequence[AriCommand], events: Sequence[Body], *, root: str,
-                       causation: str) -> None:
+                       causation: str) -> list[Awaitable[object]]:
+        """Hands the input's records to the producer; returns their acknowledgements (awaited by the store)."""
         key = pbx_id.encode()
         acks: list[Awaitable[object]] = []
         if self._emit_commands:
@@ -210,5 +233,4 @@ class Processor:
             headers, value = encode(message)
             acks.append(await self._send(self._topics.calls, key, value, headers))
             metrics.ROUTER_CALL_EVENTS.labels(event.TYPE).inc()
-        # Every record acknowledged before the state is stored (at-least-once: see the module's docstring).
-        await asyncio.gather(*acks)
+        return acks

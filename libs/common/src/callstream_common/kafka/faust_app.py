@@ -16,8 +16,9 @@ What does not decode is dead-lettered to `<topic>.dlq` with the reason, and the 
 from __future__ import annotations
 
 import logging
+import os
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from typing import Any
 
 import faust
@@ -33,6 +34,7 @@ from callstream_common.envelope import H_ARI_TYPE
 from callstream_common.kafka.admin import PlannedTopic, ensure_topics
 from callstream_common.kafka.dlq import dead_letter
 from callstream_common.settings import ServiceSettings
+from callstream_common.stall_watch import STALL_WATCH_ENV, StallWatch
 from callstream_common.topics import TopicName, spec, topic_name
 
 log = logging.getLogger(__name__)
@@ -98,6 +100,12 @@ class _Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> Any:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    async def _handle_attached(self, commit_offsets: Any) -> None:
+        """Before offsets are committed: the app's commit barriers (effects still pending for handled events)."""
+        for barrier in getattr(self.app, "commit_barriers", ()):
+            await barrier()
+        await super()._handle_attached(commit_offsets)
+
     def _new_offset(self, tp: Any) -> int | None:
         committed = self._committed_offset[tp]
         if head_gap(committed, self._acked[tp]):
@@ -117,6 +125,12 @@ class CallstreamApp(faust.App):
     # (fetch.min.bytes, fetch.max.wait.ms) for the worker's consumer; None keeps faust's (1 byte: no wait).
     fetch_batching: tuple[int, int] | None = None
     service_name: str = ""  # the service label of the metrics measured outside a stream (the consumer thread)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Awaited before every offset commit: a handler that returns before its effects are made (records
+        # not yet acknowledged) registers here what waits for them, so no offset is committed past them.
+        self.commit_barriers: list[Callable[[], Awaitable[None]]] = []
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)
@@ -170,6 +184,9 @@ def create_app(
     app.timer(GAP_CHECK_S, name=f"{app_id}.gap-healer")(healer.check)
     if web_port is not None:
         serve_metrics(app)
+    stall_watch_ms = os.environ.get(STALL_WATCH_ENV)
+    if stall_watch_ms:
+        app.task(StallWatch(float(stall_watch_ms) / 1000).run)
     return app
 
 
@@ -319,10 +336,6 @@ class _Decoder:
         record = event.message
         self._children(metrics.HANDLER_DELAY, self._service, record.topic).observe(
             max(0.0, time.time() - record.timestamp))
-        taken_in = getattr(record, "time_in", None)  # stamped (monotonic) by faust's Monitor at intake
-        if taken_in is not None:
-            self._children(metrics.HANDLER_QUEUE, self._service, record.topic).observe(
-                max(0.0, time.monotonic() - taken_in))
 
     def handler_latency(self, topic: str) -> Any:
         return self._children(metrics.HANDLER_LATENCY, self._service, topic)
