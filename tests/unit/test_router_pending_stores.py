@@ -4,6 +4,7 @@ everything after it (services/router/.../pending_stores.py). Pure asyncio: the a
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import pytest
 
@@ -36,7 +37,7 @@ async def test_settle_waits_for_every_pending_store() -> None:
     written: list[int] = []
     acks = [asyncio.get_running_loop().create_future() for _ in range(3)]
     for partition, ack in enumerate(acks):
-        stores.after(partition, [ack], lambda p=partition: written.append(p))
+        stores.after(partition, [ack], functools.partial(written.append, partition))
     settling = asyncio.create_task(stores.settle())
     for ack in acks[:2]:
         ack.set_result(None)
