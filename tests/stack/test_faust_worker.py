@@ -89,6 +89,13 @@ async def committed(settings: ServiceSettings, topic: str) -> int:
                                  settings.pbx_partitions)
 
 
+async def calls_topic(settings: ServiceSettings) -> str:
+    """The catalogue's topics created (3 PBX partitions); the name of `calls`."""
+    await ensure_topics(settings.kafka_bootstrap, plan_topics(settings.topic_prefix, pbx_partitions=3,
+                                                              tenant_partitions=2))
+    return topic_name(TopicName.CALLS, settings.topic_prefix)
+
+
 async def send_calls(settings: ServiceSettings, producer: Producer, start: int, per_pbx: int) -> None:
     calls = topic_name(TopicName.CALLS, settings.topic_prefix)
     for n in range(start, start + per_pbx):
@@ -100,9 +107,7 @@ async def send_calls(settings: ServiceSettings, producer: Producer, start: int, 
 async def test_table_is_restored_from_its_changelog_after_the_worker_is_killed(
     settings: ServiceSettings, outputs: Outputs, tmp_path: object
 ) -> None:
-    await ensure_topics(settings.kafka_bootstrap, plan_topics(settings.topic_prefix, pbx_partitions=3,
-                                                              tenant_partitions=2))
-    calls = topic_name(TopicName.CALLS, settings.topic_prefix)
+    calls = await calls_topic(settings)
     log_path = f"{tmp_path}/worker.log"
     worker = start_worker(settings, log_path)
     try:
@@ -158,9 +163,7 @@ async def test_no_offset_is_committed_while_a_commit_barrier_holds(
     settings: ServiceSettings, outputs: Outputs, tmp_path: Path
 ) -> None:
     """The app's commit barriers (the router's pending stores) are awaited before offsets are committed."""
-    await ensure_topics(settings.kafka_bootstrap, plan_topics(settings.topic_prefix, pbx_partitions=3,
-                                                              tenant_partitions=2))
-    calls = topic_name(TopicName.CALLS, settings.topic_prefix)
+    calls = await calls_topic(settings)
     log_path = f"{tmp_path}/worker.log"
     hold = tmp_path / "hold"
     hold.touch()
