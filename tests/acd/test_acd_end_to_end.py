@@ -2,7 +2,7 @@
 each its own process, over the real Kafka, PostgreSQL and Redis, with a site loaded into a fresh database.
 
 Agents log in through `cms.commands` (their phones registered in the simulator); inbound calls are injected
-into the simulator, some with a patience too short to reach an agent. In the opt-in variant the router worker
+into the simulator, some with a patience too short to reach an agent. In the second test the router worker
 is killed (SIGKILL) halfway through and a new one takes over. Then the invariants of the whole run:
 
 - every injected call has exactly one `call.queued` and one final `call.ended`: answered and completed, or
@@ -150,10 +150,6 @@ async def test_acd_routes_a_burst_of_calls_end_to_end(
     await run_acd(settings, empty_database, redis_client, tmp_path, kill_router=False)
 
 
-@pytest.mark.skipif(os.environ.get("CALLSTREAM_E2E_KILL_ROUTER") != "1", reason=(
-    "opt-in (CALLSTREAM_E2E_KILL_ROUTER=1): at load on a 2-core machine it passed 3 of its 7 runs of session 2; "
-    "its failures led to fixes (faust hole, deadlines under backlog, Redis repair, topic hygiene), but it is "
-    "not yet reliable enough for CI (docs/acd.md)"))
 async def test_acd_survives_a_router_killed_mid_run(
     settings: ServiceSettings, empty_database: str, redis_client: aioredis.Redis, tmp_path: Path,
 ) -> None:
