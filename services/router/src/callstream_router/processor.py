@@ -39,8 +39,8 @@ from callstream_router import intents
 from callstream_router.config import RouterConfig
 from callstream_router.decide import decide
 from callstream_router.inputs import RouterInput
-from callstream_router.pending_stores import PendingStores
 from callstream_router.outputs import ReleaseAgent, ReserveAgent, RouterNote
+from callstream_router.pending_stores import PendingStores
 from callstream_router.state import RouterState, due_deadlines
 from callstream_router.stored import Write, changes, rebuild
 
