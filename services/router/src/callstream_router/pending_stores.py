@@ -69,11 +69,11 @@ class PendingStores:
     @staticmethod
     async def _store(previous: asyncio.Task[None] | None, acks: list[Awaitable[object]],
                      write: Callable[[], None], write_context: object) -> None:
+        # `write_context` is unused here: holding it as an argument keeps it alive until `write` has run.
         if previous is not None:
             await previous  # its failure is this store's too: no later state is stored after a hole
         await asyncio.gather(*acks)
         write()
-        del write_context  # kept alive until here
 
     def _done(self, partition: int, task: asyncio.Task[None]) -> None:
         if self._last.get(partition) is task:

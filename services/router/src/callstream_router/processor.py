@@ -143,14 +143,12 @@ class Processor:
                                       causation=causation)
 
     async def _current(self, partition: int, pbx_id: str) -> RouterState:
-        if self._stores.pending(partition) and self._decoded.get(pbx_id) is None:
-            await self._stores.settle_partition(partition)  # the table is read: let it have every store first
-        return self._load(pbx_id)
-
-    def _load(self, pbx_id: str) -> RouterState:
+        """The PBX's state: the decoded copy, else rebuilt from the table (once per PBX and assignment: a scan),
+        after the partition's pending stores have reached it."""
         state = self._decoded.get(pbx_id)
         if state is None:
-            state = rebuild(pbx_id, self._states.items())  # once per PBX and assignment: scans the table
+            await self._stores.settle_partition(partition)
+            state = rebuild(pbx_id, self._states.items())
             self._decoded.put(pbx_id, state)
         return state
 
