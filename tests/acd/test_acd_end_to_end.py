@@ -3,7 +3,8 @@ each its own process, over the real Kafka, PostgreSQL and Redis, with a site loa
 
 Agents log in through `cms.commands` (their phones registered in the simulator); inbound calls are injected
 into the simulator, some with a patience too short to reach an agent. In the second test the router worker
-is killed (SIGKILL) halfway through and a new one takes over. Then the invariants of the whole run:
+is killed (SIGKILL) halfway through and a new one takes over, in the third the agent-state worker. Then the
+invariants of the whole run:
 
 - every injected call has exactly one `call.queued` and one final `call.ended`: answered and completed, or
   abandoned; no call is lost and none is invented;
@@ -28,7 +29,7 @@ import sys
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 import pytest
@@ -147,17 +148,23 @@ async def sim_idle(sim: SimProcess) -> dict[str, Any] | None:
 async def test_acd_routes_a_burst_of_calls_end_to_end(
     settings: ServiceSettings, empty_database: str, redis_client: aioredis.Redis, tmp_path: Path,
 ) -> None:
-    await run_acd(settings, empty_database, redis_client, tmp_path, kill_router=False)
+    await run_acd(settings, empty_database, redis_client, tmp_path, kill=None)
 
 
 async def test_acd_survives_a_router_killed_mid_run(
     settings: ServiceSettings, empty_database: str, redis_client: aioredis.Redis, tmp_path: Path,
 ) -> None:
-    await run_acd(settings, empty_database, redis_client, tmp_path, kill_router=True)
+    await run_acd(settings, empty_database, redis_client, tmp_path, kill="router")
+
+
+async def test_acd_survives_an_agent_state_worker_killed_mid_run(
+    settings: ServiceSettings, empty_database: str, redis_client: aioredis.Redis, tmp_path: Path,
+) -> None:
+    await run_acd(settings, empty_database, redis_client, tmp_path, kill="agent-state")
 
 
 async def run_acd(settings: ServiceSettings, empty_database: str, redis_client: aioredis.Redis, tmp_path: Path,
-                  *, kill_router: bool) -> None:
+                  *, kill: Literal["router", "agent-state"] | None) -> None:
     await ensure_topics(settings.kafka_bootstrap, plan_topics(
         settings.topic_prefix, pbx_partitions=settings.pbx_partitions, tenant_partitions=settings.tenant_partitions))
     await load_site(empty_database, settings.tenant)
@@ -182,6 +189,8 @@ async def run_acd(settings: ServiceSettings, empty_database: str, redis_client: 
                                     tmp_path / "agent-state-data")
         router = start_service("callstream_router", settings, empty_database, router_log, tmp_path / "router-data")
         processes += [agent_state, router]
+        workers = {"agent-state": (agent_state, "callstream_agent_state", agent_log),
+                   "router": (router, "callstream_router", router_log)}
         # Each worker sends itself ticks once it owns its partitions and has recovered its tables. Inputs start
         # after that (the gateway's events, the logins): a record fetched while the group's generation changes
         # can be skipped by faust (tests/acd/test_agent_state_service.py does the same).
@@ -237,19 +246,22 @@ async def run_acd(settings: ServiceSettings, empty_database: str, redis_client: 
             if i == CALLS // 2:
                 for n in BREAKS:
                     await cms_command(AgentUnpause, n)
-            if i == CALLS // 2 and kill_router:
-                # The router dies mid-run, calls in flight; a new worker resumes its PBX from the changelog.
-                assert router.poll() is None, router_log.read_text()[-3000:]
+            if i == CALLS // 2 and kill is not None:
+                # A worker dies mid-run, calls in flight; a new one resumes its PBX from the changelog and the
+                # last committed offsets.
+                victim: str = kill
+                process, module, log_path = workers[victim]
+                assert process.poll() is None, log_path.read_text()[-3000:]
                 in_flight = len(set(injected) - {m.body.call_id for m in calls_reader.messages
                                                  if m.type == "call.ended"})
-                stop(router, signal.SIGKILL)
-                ticks = await _ticks(settings, "router")
-                router = start_service("callstream_router", settings, empty_database, router_log,
-                                       tmp_path / "router-data-2")
-                processes.append(router)
-                # New calls wait for the new worker (the calls in flight go on without a router meanwhile).
-                await until(lambda: _ticking(settings, "router", ticks + 3), timeout=90,
-                            what=f"the new router worker ticking {where}")
+                stop(process, signal.SIGKILL)
+                ticks = await _ticks(settings, victim)
+                process = start_service(module, settings, empty_database, log_path, tmp_path / f"{victim}-data-2")
+                processes.append(process)
+                workers[victim] = (process, module, log_path)
+                # New calls wait for the new worker (the calls in flight go on without it meanwhile).
+                await until(lambda: _ticking(settings, victim, ticks + 3), timeout=90,
+                            what=f"the new {victim} worker ticking {where}")
                 started = asyncio.get_running_loop().time() - (i + 1) / CALLS_PER_S  # arrivals resume from now
             # Paced by the loop's clock: arrivals, not a synchronisation.
             delay = started + (i + 1) / CALLS_PER_S - asyncio.get_running_loop().time()
@@ -276,8 +288,8 @@ async def run_acd(settings: ServiceSettings, empty_database: str, redis_client: 
             raise AssertionError(f"{exc}: not available: {stuck}") from None
         counters = await until(lambda: sim_idle(sim), timeout=30, what=f"no channel or bridge left {where}")
         assert counters["calls_injected"] == CALLS
-        for process in processes[:1] + processes[-1:]:
-            assert process.poll() is None, f"a worker exited {where}"
+        for worker, (process, _, _) in workers.items():
+            assert process.poll() is None, f"the {worker} worker exited {where}"
 
         # ---- the calls: each one queued once and ended once, answered-and-completed or abandoned ----
         events = by_call(unique(calls_reader))
@@ -335,7 +347,7 @@ async def run_acd(settings: ServiceSettings, empty_database: str, redis_client: 
         assert {r["call_id"]: r["outcome"] for r in rows} == {c: s[-1].body.outcome for c, s in events.items()}
         assert {r["call_id"]: r["agent_id"] for r in rows if r["outcome"] == "completed"} == answered_by
         assert all(r["answered_at"] is None for r in rows if r["outcome"] == "abandoned")
-        killed = f"router killed with {in_flight} calls in flight; " if kill_router else ""
+        killed = f"{kill} killed with {in_flight} calls in flight; " if kill is not None else ""
         print(f"ACD end to end: {CALLS} calls, {AGENTS} agents: {dict(outcomes)}; {killed}"
               f"{len(on_call)} agents took calls; {counters['events_total']} PBX events")
     finally:
