@@ -8,12 +8,12 @@
 | `agent-state.ticks` (internal) | `on_tick` | due_timers: wrap-up ends, lapsed reservations |
 | `agents` | `on_history` | none: the sessions and state intervals in SQL, from the worker's own events |
 
-Tables and co-partitioning: the agents' states are keyed by agent id, but a table's changelog partition is
-the partition of the input being processed, and every source topic is keyed by pbx_id with the same number of
-partitions. An agent belongs to one PBX, so all its inputs, and its state, live in the PBX's partition; the
-worker that owns the partition owns the agent. The timer cannot write tables (it is no stream): it sends one
-tick per owned partition to the internal ticks topic, which is co-partitioned too, and the tick's handler
-runs the deadlines of that partition's agents.
+Tables and co-partitioning: the agents' states are keyed by partition and agent id (stored.state_key), and a
+table's changelog partition is the partition of the input being processed, and every source topic is keyed by
+pbx_id with the same number of partitions. An agent belongs to one PBX, so all its inputs, and its state, live
+in the PBX's partition; the worker that owns the partition owns the agent. The timer cannot write tables (it is
+no stream): it sends one tick per owned partition to the internal ticks topic, which is co-partitioned too, and
+the tick's handler runs the deadlines of that partition's agents.
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ from callstream_agent_state.routing import (
 )
 from callstream_agent_state.runtime import Runtime
 from callstream_agent_state.site_sql import read_agent
-from callstream_agent_state.stored import decode_names, decode_state, encode_names, encode_state
+from callstream_agent_state.stored import decode_names, decode_state, encode_names, encode_state, state_key
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class Tables:
     """The worker's changelog-backed state. Every table is written only while an input of the same partition
     is processed, so its changelog partition is that input's partition (the PBX's): see docs/acd.md."""
 
-    states: Table  # agent id -> AgentMachineState
+    states: Table  # state_key(partition, agent id) -> AgentMachineState
     offered: Table  # call id -> the agents the call was offered to, until it ends
     endpoints: Table  # endpoint -> b"1" registered / b"0" not, as last seen on ari.events
     agents_of_partition: Table  # partition number -> the agents whose state lives in that partition
@@ -88,7 +88,7 @@ class Processor:
         # the tick (every agent of the partition, several times a second) reads it instead of decoding the
         # table's bytes. (Decoding every agent on every tick was most of the tick's cost, 3-5% of the worker's
         # busy time in a profiled bench-routing run.)
-        self._decoded: OwnedCopies[str, AgentMachineState] = OwnedCopies(generation)
+        self._decoded: OwnedCopies[tuple[int, str], AgentMachineState] = OwnedCopies(generation)
         self._send = send
         self._tenant = tenant
         self._producer = producer
@@ -176,7 +176,7 @@ class Processor:
                 await self._reconcile(runtime, position.partition, sorted(agents), now)
                 self._reconciled.add(position.partition)
             for agent_id in sorted(agents):
-                stored = self._stored(agent_id)
+                stored = self._stored(position.partition, agent_id)
                 if stored is not None:
                     for due in due_timers(stored, now, runtime.policy):
                         if isinstance(due, BusyTooLong):
@@ -192,13 +192,13 @@ class Processor:
         the agents whose PBX is now this partition's: an agent reassigned to another PBX left its old state
         behind in the old partition's changelog, and that state says nothing any more."""
         for agent_id in agents:
-            stored = self._stored(agent_id)
+            stored = self._stored(partition, agent_id)
             entry = self._entry(runtime, agent_id)
             if stored is None or entry is None or partition_for(entry.pbx_id.encode(), self._partitions) != partition:
                 continue
             state = stored
-            repaired = await reconcile(runtime.store, self._on_its_phone(entry, now), state.state, state.call_id,
-                                       state.pause_reason, now)
+            repaired = await reconcile(runtime.store, self._on_its_phone(partition, entry, now), state.state,
+                                       state.call_id, state.pause_reason, now)
             if repaired is not None:
                 metrics.AGENT_STATE_REDIS_REPAIRED.labels(str(state.state)).inc()
                 log.warning("redis availability repaired from the agent's state", extra={
@@ -213,7 +213,7 @@ class Processor:
             if configured is None:
                 metrics.AGENT_STATE_INPUTS.labels(type(command).__name__, "unknown_agent").inc()
                 return
-            entry = self._on_its_phone(agent_entry(
+            entry = self._on_its_phone(position.partition, agent_entry(
                 runtime.config, configured.model_copy(update={"skills": dict(command.skills)}), runtime.technology),
                 now)
             await ensure_agent(runtime.store, entry, now)
@@ -231,7 +231,7 @@ class Processor:
         runtime = await self._wait()
         async with self._lock(position.partition):
             entry = await self._refresh(runtime, command.agent_id)  # its PBX may have moved since start
-            state = self._load(command.agent_id, now)
+            state = self._load(position.partition, command.agent_id, now)
             if entry is None or command.to_pbx_id not in runtime.config.pbxs or state.state != AgentState.LOGGED_OUT \
                     or entry.pbx_id == command.to_pbx_id:
                 metrics.AGENT_STATE_INPUTS.labels(type(command).__name__, "rejected").inc()
@@ -239,7 +239,7 @@ class Processor:
                     "agent_id": command.agent_id, "to_pbx_id": command.to_pbx_id, "state": str(state.state),
                     "causation_id": position.causation})
                 return
-            moved = replace(self._on_its_phone(entry, now), pbx_id=command.to_pbx_id)
+            moved = replace(self._on_its_phone(position.partition, entry, now), pbx_id=command.to_pbx_id)
             await ensure_agent(runtime.store, moved, now)
             self._changed[moved.agent_id] = moved
             event = AgentReassigned(agent_id=moved.agent_id, at=now, from_pbx_id=entry.pbx_id,
@@ -249,9 +249,9 @@ class Processor:
             await history.record_config(runtime.pool, self._tenant, position, event)
             metrics.AGENT_STATE_INPUTS.labels(type(command).__name__, "applied").inc()
 
-    def _on_its_phone(self, entry: AgentEntry, now: datetime) -> AgentEntry:
+    def _on_its_phone(self, partition: int, entry: AgentEntry, now: datetime) -> AgentEntry:
         """The entry with the endpoint the agent is logged in on (the router dials it), if logged in."""
-        state = self._load(entry.agent_id, now)
+        state = self._load(partition, entry.agent_id, now)
         if state.state != AgentState.LOGGED_OUT and state.endpoint is not None:
             return replace(entry, endpoint=state.endpoint)
         return entry
@@ -279,19 +279,20 @@ class Processor:
         async with self._lock(position.partition):
             await self._apply(runtime, position, now, items)
 
-    def _load(self, agent_id: str, now: datetime) -> AgentMachineState:
-        stored = self._stored(agent_id)
+    def _load(self, partition: int, agent_id: str, now: datetime) -> AgentMachineState:
+        stored = self._stored(partition, agent_id)
         return stored if stored is not None else AgentMachineState.new(agent_id, now)
 
-    def _stored(self, agent_id: str) -> AgentMachineState | None:
-        """The agent's state in the table (None if it has none), decoded once per consumer generation."""
-        state = self._decoded.get(agent_id)
+    def _stored(self, partition: int, agent_id: str) -> AgentMachineState | None:
+        """The agent's state in the partition's table entries (None if it has none), decoded once per consumer
+        generation."""
+        state = self._decoded.get((partition, agent_id))
         if state is None:
-            raw = self._tables.states.get(agent_id.encode())
+            raw = self._tables.states.get(state_key(partition, agent_id))
             if raw is None:
                 return None
             state = decode_state(raw)
-            self._decoded.put(agent_id, state)
+            self._decoded.put((partition, agent_id), state)
         return state
 
     async def _apply(self, runtime: Runtime, position: Position, now: datetime,
@@ -310,7 +311,7 @@ class Processor:
                 log.info("input for an agent not configured", extra={"agent_id": agent_id,
                                                                       "causation_id": position.causation})
                 continue
-            state = after.get(agent_id) or before.setdefault(agent_id, self._load(agent_id, now))
+            state = after.get(agent_id) or before.setdefault(agent_id, self._load(position.partition, agent_id, now))
             new_state, outputs = await self._step(runtime, entry, state, item, now)
             after[agent_id] = new_state
             accepted = self._accepted(outputs, position)
@@ -380,9 +381,10 @@ class Processor:
         index_key = str(partition).encode()
         index = decode_names(self._tables.agents_of_partition.get(index_key))
         for agent_id, state in after.items():
-            if state != before.get(agent_id) or agent_id.encode() not in self._tables.states:
-                self._tables.states[agent_id.encode()] = encode_state(state)
-            self._decoded.put(agent_id, state)
+            key = state_key(partition, agent_id)
+            if state != before.get(agent_id) or key not in self._tables.states:
+                self._tables.states[key] = encode_state(state)
+            self._decoded.put((partition, agent_id), state)
         if not set(after) <= index:
             self._tables.agents_of_partition[index_key] = encode_names(index | set(after))
 

@@ -20,6 +20,18 @@ from callstream_agent_state.machine import AgentMachineState
 _TIMES = ("since", "wrapup_until", "reserved_until")
 
 
+def state_key(partition: int, agent_id: str) -> bytes:
+    """The states table's key of an agent's state in one partition (one PBX's).
+
+    A worker's table is one mapping over every partition it owns, filled at start by replaying each partition's
+    changelog. An agent reassigned to another PBX leaves its last state (logged out) behind in the old PBX's
+    partition and gets a new one in the new PBX's; keyed by agent id alone, the two would share one entry, and a
+    worker owning both partitions would resume with whichever changelog it happened to replay last. (Changelogs
+    written before this key, by agent id alone, are not read: their agents start logged out and log in again.)
+    """
+    return b"%d:%s" % (partition, agent_id.encode())
+
+
 def encode_state(state: AgentMachineState) -> bytes:
     return orjson.dumps(asdict(state))
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import faust
 from faust import web
+from faust.exceptions import ProducerSendError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import EventT, StreamT, TopicT
 from mode.utils.times import want_seconds
@@ -33,6 +34,7 @@ from callstream_common.codec import Codec, DecodeError, Message
 from callstream_common.envelope import H_ARI_TYPE
 from callstream_common.kafka.admin import PlannedTopic, ensure_topics
 from callstream_common.kafka.dlq import dead_letter
+from callstream_common.kafka.unacknowledged import Unacknowledged
 from callstream_common.settings import ServiceSettings
 from callstream_common.stall_watch import STALL_WATCH_ENV, StallWatch
 from callstream_common.topics import TopicName, spec, topic_name
@@ -41,10 +43,20 @@ log = logging.getLogger(__name__)
 
 
 class _IdempotentProducer(faust_aiokafka.Producer):
-    """faust enables idempotence only inside transactions; we want it always (no duplicates on retry)."""
+    """faust enables idempotence only inside transactions; we want it always (no duplicates on retry). Also
+    tracks what faust hands over without waiting (the tables' changelog writes) until it is acknowledged, so that
+    no offset is committed before them (unacknowledged.py)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.unacknowledged = Unacknowledged()
 
     def _settings_extra(self) -> dict[str, Any]:
         return {"acks": "all", "enable_idempotence": True}
+
+    def send_soon(self, fut: Any) -> None:
+        self.unacknowledged.track(fut)
+        super().send_soon(fut)
 
 
 class _Children:
@@ -101,9 +113,17 @@ class _Consumer(faust_aiokafka.Consumer):
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _handle_attached(self, commit_offsets: Any) -> None:
-        """Before offsets are committed: the app's commit barriers (effects still pending for handled events)."""
+        """Before offsets are committed: the app's commit barriers (effects still pending for handled events),
+        then the acknowledgement of every table write made so far (faust's own flush may give up first)."""
         for barrier in getattr(self.app, "commit_barriers", ()):
             await barrier()
+        unacknowledged = getattr(self.app.producer, "unacknowledged", None)
+        if unacknowledged is not None:
+            try:
+                await unacknowledged.settle()
+            except RuntimeError as exc:
+                # What faust does when an attached record fails: the consumer crashes, nothing is committed.
+                raise ProducerSendError(str(exc)) from exc
         await super()._handle_attached(commit_offsets)
 
     def _new_offset(self, tp: Any) -> int | None:
