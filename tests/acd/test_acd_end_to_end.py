@@ -134,6 +134,13 @@ def on_call_intervals(agent_events: list[Message]) -> dict[str, list[tuple[datet
     return intervals
 
 
+def _said(change: Any) -> str:
+    """An agent.state-changed body in a few words, for a failure message."""
+    if change is None:
+        return "none"
+    return f"{change.previous_state.value}->{change.state.value}/{change.call_id} at {change.at:%H:%M:%S.%f}"
+
+
 async def all_available(store: Availability) -> list[str] | None:
     snaps = await store.snapshot(PBX)
     waiting = [f"{s.agent_id}={s.state.value}" for s in snaps if s.state != AgentState.AVAILABLE]
@@ -283,9 +290,11 @@ async def run_acd(settings: ServiceSettings, empty_database: str, redis_client: 
         try:
             await until(lambda: all_available(store), timeout=60, what=f"all agents available after the run {where}")
         except AssertionError as exc:
-            stuck = [f"{s.agent_id}={s.state.value}/{s.call_id}" for s in await store.snapshot(PBX)
-                     if s.state != AgentState.AVAILABLE]
-            raise AssertionError(f"{exc}: not available: {stuck}") from None
+            # What agent-state last published for each: tells "never processed" from "processed, Redis not told".
+            last = {m.body.agent_id: m.body for m in unique(agents_reader) if m.type == "agent.state-changed"}
+            stuck = [f"{s.agent_id}={s.state.value}/{s.call_id} (last event: {_said(last.get(s.agent_id))})"
+                     for s in await store.snapshot(PBX) if s.state != AgentState.AVAILABLE]
+            raise AssertionError(f"{exc}: not available in Redis: {stuck}") from None
         counters = await until(lambda: sim_idle(sim), timeout=30, what=f"no channel or bridge left {where}")
         assert counters["calls_injected"] == CALLS
         for worker, (process, _, _) in workers.items():

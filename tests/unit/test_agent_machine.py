@@ -203,6 +203,20 @@ def test_unpause_while_busy_cancels_a_pending_pause() -> None:
     assert changes(a.do(missed())) == [(S.RINGING, S.AVAILABLE, None, None)]
 
 
+def test_unpause_in_the_wrap_up_of_the_call_a_pause_waited_for_cancels_it() -> None:
+    # The pending pause applies when the wrap-up ends: an unpause before that must cancel it, not be refused
+    # (refused, it left the agent paused for good; found by the killed-agent-state end-to-end run, session 6).
+    a = Agent()
+    a.login()
+    a.do(offered())
+    a.cmd(AgentPause, reason="break")
+    a.do(answered())
+    a.do(ended())
+    assert a.state.state == S.WRAP_UP and a.state.pending_pause == "break"
+    assert a.cmd(AgentUnpause) == ()
+    assert changes(a.cmd(AgentEndWrapUp)) == [(S.WRAP_UP, S.AVAILABLE, None, None)]
+
+
 def test_logout_while_ringing_waits_for_the_call_and_wrap_up_or_logs_out_at_once() -> None:
     a = Agent()
     a.login()

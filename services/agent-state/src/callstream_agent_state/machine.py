@@ -323,7 +323,8 @@ class _Step:
 
     def unpause(self) -> Result:
         s = self.s
-        if s.state in BUSY and s.pending_pause is not None:
+        if s.state != AgentState.PAUSED and s.pending_pause is not None:
+            # Still pending (busy, or in the wrap-up it applies after): the agent is back before the break began.
             return self.quiet(replace(s, pending_pause=None))
         if s.state != AgentState.PAUSED:
             return self.reject("not_allowed", f"unpause while {s.state}")

@@ -15,6 +15,7 @@ What does not decode is dead-lettered to `<topic>.dlq` with the reason, and the 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -26,6 +27,8 @@ from faust import web
 from faust.exceptions import ProducerSendError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import EventT, StreamT, TopicT
+from faust.transport.consumer import CONSUMER_FETCHING
+from faust.types.tuples import ack_lock
 from mode.utils.times import want_seconds
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
@@ -33,6 +36,7 @@ from callstream_common import metrics
 from callstream_common.codec import Codec, DecodeError, Message
 from callstream_common.envelope import H_ARI_TYPE
 from callstream_common.kafka.admin import PlannedTopic, ensure_topics
+from callstream_common.kafka.delivery_order import DeliveryOrder, Verdict
 from callstream_common.kafka.dlq import dead_letter
 from callstream_common.kafka.unacknowledged import Unacknowledged
 from callstream_common.settings import ServiceSettings
@@ -103,11 +107,129 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return consumer
 
 
+REBALANCE_POLL_S = 0.01  # how often the delivery loop looks whether a rebalance it waits for is over
+
+
 class _Consumer(faust_aiokafka.Consumer):
-    """faust commits a run of acked offsets even when the record *at* the committed offset is missing from it
-    (its check tolerates one hole: `min(acked) - committed > 1`, off by one since the committed offset became
-    the next one to read). A record dropped at a rebalance would then be committed past, i.e. lost. Here a
-    hole at the head is never committed past; GapHealer seeks back and the record is delivered again."""
+    """A consumer that never commits past a record no handler processed, and hands records to the streams in
+    offset order. faust has four ways to lose a record, all closed here (the end-to-end run with a killed
+    agent-state worker lost commands and call events through them, docs/acd.md "Session 6"):
+
+    - at the end of a rebalance faust resumes the flow, which empties every stream's buffer, while its delivery
+      loop may already be handing over records of the newly assigned partitions (a worker's start after a
+      failover: hundreds of records dropped unprocessed, the ones after them processed first):
+      `_drain_messages` holds stream records until the rebalance is over;
+    - that loop skips over a jump in a partition's offsets and later counts the skipped offsets as processed:
+      `_drain_messages` seeks back instead and holds the later records (delivery_order.py);
+    - a stream skips the records it takes from its buffer while the group's generation changes or the flow is
+      suspended (faust streams.py) and *acks* them, unprocessed: `ack` refuses those;
+    - it commits a run of acked offsets even when the record *at* the committed offset is missing (its check
+      tolerates one hole, `min(acked) - committed > 1`, off by one since the committed offset became the next
+      one to read): `_new_offset` refuses.
+
+    A hole left by a refused ack stops the partition's commits at the record before it, and GapHealer seeks back
+    so that the record is delivered again (effects are idempotent: at-least-once)."""
+
+    def ack(self, message: Any) -> bool:
+        if message.generation_id != self.app.consumer_generation_id or not self.app.flow_control.is_active():
+            # What a stream skipped, unprocessed: done with as far as the bookkeeping goes (a rebalance waits
+            # for the unacked messages), but its offset is not marked safe to commit.
+            with ack_lock:
+                message.acked = True
+                self._unacked_messages.discard(message)
+            return False
+        acked: bool = super().ack(message)
+        return acked
+
+    @property
+    def _order(self) -> DeliveryOrder:
+        order: DeliveryOrder | None = self.__dict__.get("_delivery_order")
+        if order is None:
+            order = self.__dict__["_delivery_order"] = DeliveryOrder()
+        return order
+
+    async def perform_seek(self) -> None:
+        """faust's seek of every assigned partition to its committed offset, telling the delivery order."""
+        committed = await self.seek_to_committed()
+        for tp, offset in committed.items():
+            start = offset if offset is not None and offset >= 0 else None
+            self._read_offset[tp] = start
+            self._order.restart_at(tp, start)
+            if offset is not None:
+                self._committed_offset[tp] = offset or None
+
+    async def seek(self, partition: Any, offset: int) -> None:
+        await super().seek(partition, offset)
+        self._order.restart_at(partition, offset)
+
+    async def _drain_messages(self, fetcher: Any) -> None:
+        """faust's delivery loop (run by its Fetcher), handing records to the streams strictly in offset order
+        per partition (delivery_order.py): a jump seeks back instead of being skipped over."""
+        callback = self.callback
+        fetcher_stopped = fetcher._stopped.is_set
+        order = self._order
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        since_yield = 0
+        try:
+            while not (self._stopped.is_set() or fetcher_stopped()):
+                self.diag.set_flag(CONSUMER_FETCHING)
+                batch = self.getmany(timeout=1.0)
+                await self.sleep(0)  # getmany can return at once, again and again
+                if self.should_stop:
+                    break
+                async for tp, message in batch:
+                    since_yield += 1
+                    if since_yield > 100:
+                        await asyncio.sleep(0)
+                        since_yield = 0
+                    # Table changelogs (read at recovery) are compacted: holes in their offsets are normal there.
+                    acking = acks_enabled_for(message.topic)
+                    if acking and self.app.rebalancing:
+                        # The rebalance ends with faust resuming the flow, which empties every stream's buffer:
+                        # a record handed over before that would be dropped unprocessed (and the ones after it
+                        # processed first). Hold it until the rebalance is over (the seek to the committed
+                        # offsets meanwhile may make it one to skip: judged after).
+                        await self._rebalanced()
+                    verdict = order.judge(tp, message.offset) if acking else Verdict.DELIVER
+                    if verdict is Verdict.SEEK_BACK:
+                        await self._seek_back(tp, order.expected(tp), message.offset)
+                    if verdict is not Verdict.DELIVER:
+                        continue
+                    delivery = callback(message)
+                    outcome = await self.wait_first(delivery, self.suspend_flow.wait())
+                    if delivery in outcome.done:
+                        self._read_offset[tp] = message.offset
+                        order.delivered(tp, message.offset)
+                self.diag.unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if not self.transport.app.should_stop:
+                raise
+            log.info("Broker stopped consumer, shutting down...")
+        except asyncio.CancelledError:
+            if not self.transport.app.should_stop:
+                raise
+            log.info("Consumer shutting down for user cancel.")
+        finally:
+            self.diag.unset_flag(CONSUMER_FETCHING)
+
+    async def _rebalanced(self) -> None:
+        while self.app.rebalancing and not self.should_stop:
+            await asyncio.sleep(REBALANCE_POLL_S)
+
+    async def _seek_back(self, tp: Any, expected: int | None, arrived: int) -> None:
+        assert expected is not None
+        starts = await self.earliest_offsets(tp)
+        start = starts.get(tp) or 0
+        if start > expected:
+            # Deleted by retention before this worker read them: nothing can bring them back.
+            log.error("records deleted by retention before they were read: resuming from the log's start",
+                      extra={"partition": f"{tp.topic}:{tp.partition}", "expected": expected, "log_start": start})
+            await self.seek(tp, start)
+            return
+        metrics.STREAM_GAPS_HEALED.labels(getattr(self.app, "service_name", ""), tp.topic).inc()
+        log.warning("records skipped by the fetch: reading them again before any later one", extra={
+            "partition": f"{tp.topic}:{tp.partition}", "expected": expected, "arrived": arrived})
+        await super().seek(tp, expected)
 
     def _new_consumer_thread(self) -> Any:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -238,14 +360,14 @@ def head_gap(committed: int | None, acked: list[int]) -> bool:
 
 
 class GapHealer:
-    """Works around a faust start-up race: a record fetched while the consumer group's generation changes can be
-    dropped (faust's getmany stops iterating its batch) without the fetch position going back, so the worker
-    acks the records after it but can never commit past it; after a restart (or on the next rebalance) the
-    partition would be re-read from that old offset, and meanwhile the partition's outputs stop moving (seen
-    in about one router restart in ten under load, docs/acd.md). A partition seen with such a gap on two
-    checks in a row (same committed offset) is sought back to its committed offset: the missing record and
-    those after it are delivered again — harmless, effects are idempotent (at-least-once) — and commits
-    resume. Relies on faust's consumer bookkeeping (`_committed_offset`, `_acked`), pinned by the lock file."""
+    """The last resort when a record after the commit point was never processed while later ones were (a record
+    a stream skipped and _Consumer.ack refused, or one lost some way not closed yet): faust commits only a run of
+    consecutive acked offsets, so the partition would never commit again, and a restart would re-read it from
+    that old offset. A partition seen with such a gap on two checks in a row (same committed offset) is sought
+    back to its committed offset: the missing record and those after it are delivered again — harmless, effects
+    are idempotent (at-least-once) — and commits resume; the records after the missing one have been processed
+    before it, though, so this is a repair, not the normal path (docs/acd.md "Session 6"). Relies on faust's
+    consumer bookkeeping (`_committed_offset`, `_acked`), pinned by the lock file."""
 
     def __init__(self, app: faust.App, service: str) -> None:
         self._app = app
@@ -265,6 +387,16 @@ class GapHealer:
                 gapped[tp] = committed
         stuck = [tp for tp, committed in gapped.items() if self._suspects.get(tp) == committed]
         self._suspects = {tp: c for tp, c in gapped.items() if tp not in stuck}
+        if stuck:
+            # Records deleted by retention before this group read them can never be delivered again: the
+            # partition counts from the log's start instead (else it would seek back forever).
+            starts = await consumer.earliest_offsets(*stuck)
+            for tp in [tp for tp in stuck if (starts.get(tp) or 0) > gapped[tp]]:
+                stuck.remove(tp)
+                log.error("records deleted by retention before they were read: resuming from the log's start",
+                          extra={"partition": f"{tp.topic}:{tp.partition}", "committed": gapped[tp],
+                                 "log_start": starts[tp]})
+                committed_offsets[tp] = starts[tp]
         if stuck:
             for tp in stuck:
                 metrics.STREAM_GAPS_HEALED.labels(self._service, tp.topic).inc()
