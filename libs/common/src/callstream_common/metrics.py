@@ -116,7 +116,8 @@ ROUTER_INPUTS = Counter(
 )
 STREAM_GAPS_HEALED = Counter(
     "callstream_stream_gaps_healed_total",
-    "Partitions a stream processor sought back because a record after the commit point was never processed.",
+    "Partitions a stream processor sought back: records skipped by a fetch, or one after the commit point never"
+    " processed.",
     ["service", "topic"],
 )
 AGENT_STATE_REDIS_REPAIRED = Counter(

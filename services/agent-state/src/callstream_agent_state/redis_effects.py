@@ -102,6 +102,6 @@ async def reconcile(store: Availability, entry: AgentEntry, machine: AgentState,
                                        reason=reason if machine == AgentState.PAUSED else None)
         return AgentState.LOGGED_OUT if result.applied else None
     # Not the other way (the machine logged out, Redis logged in): an agent reassigned to another PBX leaves a
-    # logged-out state behind in its old partition's changelog, and a restarted worker owning both partitions
-    # may resume that one for the agent (the states table is keyed by agent id: docs/acd.md, known issues).
+    # logged-out state behind in its old partition's changelog, which must never log out the agent now working
+    # on the new PBX (the caller passes only the agents of their PBX's partition; this holds regardless).
     return None

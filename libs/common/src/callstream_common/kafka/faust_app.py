@@ -130,6 +130,10 @@ class _Consumer(faust_aiokafka.Consumer):
     A hole left by a refused ack stops the partition's commits at the record before it, and GapHealer seeks back
     so that the record is delivered again (effects are idempotent: at-least-once)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._order = DeliveryOrder()
+
     def ack(self, message: Any) -> bool:
         if message.generation_id != self.app.consumer_generation_id or not self.app.flow_control.is_active():
             # What a stream skipped, unprocessed: done with as far as the bookkeeping goes (a rebalance waits
@@ -141,22 +145,12 @@ class _Consumer(faust_aiokafka.Consumer):
         acked: bool = super().ack(message)
         return acked
 
-    @property
-    def _order(self) -> DeliveryOrder:
-        order: DeliveryOrder | None = self.__dict__.get("_delivery_order")
-        if order is None:
-            order = self.__dict__["_delivery_order"] = DeliveryOrder()
-        return order
-
     async def perform_seek(self) -> None:
-        """faust's seek of every assigned partition to its committed offset, telling the delivery order."""
-        committed = await self.seek_to_committed()
-        for tp, offset in committed.items():
-            start = offset if offset is not None and offset >= 0 else None
-            self._read_offset[tp] = start
-            self._order.restart_at(tp, start)
-            if offset is not None:
-                self._committed_offset[tp] = offset or None
+        """faust's seek of every assigned partition to its committed offset (which sets each one's read offset:
+        the committed one, or None without a commit), told to the delivery order."""
+        await super().perform_seek()
+        for tp in self.assignment():
+            self._order.restart_at(tp, self._read_offset[tp])
 
     async def seek(self, partition: Any, offset: int) -> None:
         await super().seek(partition, offset)
@@ -221,10 +215,12 @@ class _Consumer(faust_aiokafka.Consumer):
         starts = await self.earliest_offsets(tp)
         start = starts.get(tp) or 0
         if start > expected:
-            # Deleted by retention before this worker read them: nothing can bring them back.
+            # Deleted by retention before this worker read them: nothing can bring them back. The partition counts
+            # from the log's start, for delivery and for commits (else GapHealer would seek back forever).
             log.error("records deleted by retention before they were read: resuming from the log's start",
                       extra={"partition": f"{tp.topic}:{tp.partition}", "expected": expected, "log_start": start})
             await self.seek(tp, start)
+            self._committed_offset[tp] = start
             return
         metrics.STREAM_GAPS_HEALED.labels(getattr(self.app, "service_name", ""), tp.topic).inc()
         log.warning("records skipped by the fetch: reading them again before any later one", extra={
@@ -387,16 +383,6 @@ class GapHealer:
                 gapped[tp] = committed
         stuck = [tp for tp, committed in gapped.items() if self._suspects.get(tp) == committed]
         self._suspects = {tp: c for tp, c in gapped.items() if tp not in stuck}
-        if stuck:
-            # Records deleted by retention before this group read them can never be delivered again: the
-            # partition counts from the log's start instead (else it would seek back forever).
-            starts = await consumer.earliest_offsets(*stuck)
-            for tp in [tp for tp in stuck if (starts.get(tp) or 0) > gapped[tp]]:
-                stuck.remove(tp)
-                log.error("records deleted by retention before they were read: resuming from the log's start",
-                          extra={"partition": f"{tp.topic}:{tp.partition}", "committed": gapped[tp],
-                                 "log_start": starts[tp]})
-                committed_offsets[tp] = starts[tp]
         if stuck:
             for tp in stuck:
                 metrics.STREAM_GAPS_HEALED.labels(self._service, tp.topic).inc()
