@@ -42,7 +42,7 @@ from callstream_router.outputs import ReserveAgent
 from callstream_router.settings import RouterSettings
 from callstream_router.site_config import router_configs
 from callstream_router.state import RouterState
-from callstream_router.stored import changes, encode_state, entry_key, rebuild
+from callstream_router.stored import changes, encode_state, entry_key, rebuild, stored_writes
 from helpers import until
 from site_db import load_site_into
 from acd_processes import start_service, stop
@@ -143,6 +143,38 @@ def test_router_state_round_trips_through_the_table_encoding() -> None:
     apply_writes(table, writes)
     assert rebuild(PBX, table.items()) == ended
     assert changes(PBX, ended, ended) == []
+
+
+def test_an_input_whose_writes_were_cut_short_is_rebuilt_whole() -> None:
+    # A worker killed while its producer sends an input's table writes leaves only the first ones in the
+    # changelog. Whatever the cut, the rebuilt state is the one before the input (nothing landed) or the one
+    # after it, never a mix (a call with an agent leg whose channel entry is missing lost its offer).
+    config = router_configs(parse_site(site("t1")).config(), RouterSettings())[PBX]
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    channel = {"id": "c1", "name": "PJSIP/carrier-1", "state": "Ring", "caller": {"number": "5551"},
+               "dialplan": {"exten": DID}}
+    start = parse_ari_event({"type": "StasisStart", "timestamp": now.isoformat(), "args": ["inbound", DID],
+                             "channel": channel}, "ari.events:0:1")
+    assert start is not None
+    waiting, out = decide(RouterState(), start, now, config)
+    reserve = next(o for o in out if isinstance(o, ReserveAgent))
+    offered, _ = decide(waiting, ReservationResult(reserve.request_id, reserve.call_id,
+                                                   (ReservedAgent("a1", "PJSIP/pbx1-agent-0001"),)), now, config)
+    hangup = parse_ari_event({"type": "StasisEnd", "timestamp": now.isoformat(), "channel": channel},
+                             "ari.events:0:2")
+    assert hangup is not None
+    ended, _ = decide(offered, hangup, now, config)
+    states = [RouterState(), waiting, offered, ended]
+    for step, (before, after) in enumerate(zip(states, states[1:])):
+        writes = stored_writes(PBX, before, after)
+        assert len(writes) >= 3, writes  # the record of them all and at least two entries: a cut can split them
+        for landed in range(len(writes) + 1):
+            table: dict[bytes, bytes] = {}
+            for earlier, later in zip(states, states[1:step + 1]):
+                apply_writes(table, stored_writes(PBX, earlier, later))
+            apply_writes(table, writes[:landed])
+            assert rebuild(PBX, table.items()) == (before if landed == 0 else after), (step, landed)
+    assert stored_writes(PBX, ended, ended) == []
 
 
 def apply_writes(table: dict[bytes, bytes], writes: list[tuple[bytes, bytes | None]]) -> None:

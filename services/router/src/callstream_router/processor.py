@@ -42,7 +42,7 @@ from callstream_router.inputs import RouterInput
 from callstream_router.outputs import ReleaseAgent, ReserveAgent, RouterNote
 from callstream_router.pending_stores import PendingStores
 from callstream_router.state import RouterState, due_deadlines
-from callstream_router.stored import Write, changes, rebuild
+from callstream_router.stored import Write, rebuild, stored_writes
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ class Processor:
         """`state` is what the PBX's next input sees, at once; the table gets it once `acks` (the input's records)
         and the partition's earlier stores are done."""
         self._decoded.put(pbx_id, state)
-        writes = changes(pbx_id, before, state)
+        writes = stored_writes(pbx_id, before, state)
         if writes or acks:
             self._stores.after(partition, acks, lambda: self._write(writes))
 

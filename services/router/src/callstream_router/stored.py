@@ -10,6 +10,14 @@ partition (processor.py) and rebuilds it from these entries after a rebalance.
 
 Values are JSON through pydantic TypeAdapters (explicit, not pickle, so a changelog written by one version is
 read by the next; new fields need defaults).
+
+An input's writes must land together, but they are several changelog records, and a worker killed while the
+producer sends them leaves only the first ones in Kafka: a call stored with its new agent leg, the leg's channel
+entry missing. The successor re-reads the input (its offset was not committed), finds the call and takes the
+input for a duplicate, and the agent's answer then belongs to no call (the offer is lost). So every input's
+writes are preceded by one record that holds them all, under the PBX's `w` key (the last input's writes):
+whatever the kill left of the entries after it, `rebuild` lays it over them. The producer keeps a partition's
+records in order, so the entries of every earlier input are complete once a later input's `w` record is there.
 """
 
 from __future__ import annotations
@@ -34,6 +42,8 @@ _FIELD_PART = {name: part for part, (name, _) in _PARTS.items()}
 
 # One write: (key, value), value None to delete the entry.
 Write = tuple[bytes, bytes | None]
+# The last input's writes as one value: [(key, value or None), ...], keys and values as text.
+_LAST_WRITES: TypeAdapter[list[tuple[str, str | None]]] = TypeAdapter(list[tuple[str, str | None]])
 
 
 def pbx_prefix(pbx_id: str) -> bytes:
@@ -42,6 +52,10 @@ def pbx_prefix(pbx_id: str) -> bytes:
 
 def entry_key(pbx_id: str, part: str, ident: str) -> bytes:
     return f"{pbx_id}{SEP}{part}{SEP}{ident}".encode()
+
+
+def last_writes_key(pbx_id: str) -> bytes:
+    return f"{pbx_id}{SEP}w".encode()
 
 
 def changes(pbx_id: str, before: RouterState, after: RouterState) -> list[Write]:
@@ -59,14 +73,37 @@ def changes(pbx_id: str, before: RouterState, after: RouterState) -> list[Write]
     return writes
 
 
+def stored_writes(pbx_id: str, before: RouterState, after: RouterState) -> list[Write]:
+    """What the table gets for one input: the record of all its writes first, then the writes (none if nothing
+    changed)."""
+    writes = changes(pbx_id, before, after)
+    if not writes:
+        return []
+    last = _LAST_WRITES.dump_json([(key.decode(), None if value is None else value.decode())
+                                   for key, value in writes])
+    return [(last_writes_key(pbx_id), last), *writes]
+
+
 def rebuild(pbx_id: str, entries: Iterable[tuple[bytes, bytes]]) -> RouterState:
-    """The PBX's state from its entries (those of other PBXs are skipped, and any key not of this layout, such
-    as the version entry workers before 191a216 wrote)."""
+    """The PBX's state from its entries, with the last input's writes laid over them (those of other PBXs are
+    skipped, and any key not of this layout, such as the version entry workers before 191a216 wrote)."""
     prefix = pbx_prefix(pbx_id)
-    maps: dict[str, dict[str, Any]] = {name: {} for name, _ in _PARTS.values()}
+    last_key = last_writes_key(pbx_id)
+    own: dict[bytes, bytes] = {}
+    last: bytes | None = None
     for key, value in entries:
-        if not key.startswith(prefix):
-            continue
+        if key == last_key:
+            last = value
+        elif key.startswith(prefix):
+            own[key] = value
+    if last is not None:
+        for text_key, text_value in _LAST_WRITES.validate_json(last):
+            if text_value is None:
+                own.pop(text_key.encode(), None)
+            else:
+                own[text_key.encode()] = text_value.encode()
+    maps: dict[str, dict[str, Any]] = {name: {} for name, _ in _PARTS.values()}
+    for key, value in own.items():
         rest = key[len(prefix):].decode()
         part, sep, ident = rest.partition(SEP)
         known = _PARTS.get(part)
