@@ -321,9 +321,12 @@ class Processor:
                 "applied" if outputs else "quiet")
             metrics.AGENT_STATE_INPUTS.labels(type(item).__name__, outcome).inc()
         await self._publish(position, events)  # the history in SQL follows from `agents` (history.py)
-        self._store(position.partition, before, after)
+        # The phones before the states: a worker killed between the two leaves a phone recorded for a login
+        # whose state did not land, and the re-processed login makes both. The other way round, the re-processed
+        # login would be refused (the agent logged in already) and its phone never recorded.
         for endpoint, agent_id in phones.items():
             self._tables.endpoint_agents[endpoint.encode()] = agent_id.encode()
+        self._store(position.partition, before, after)
 
     async def _step(self, runtime: Runtime, entry: AgentEntry, state: AgentMachineState, item: AgentInput,
                     now: datetime) -> tuple[AgentMachineState, tuple[AgentOutput, ...]]:
