@@ -99,6 +99,20 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
                     histogram.observe(max(0.0, now - record.timestamp / 1000))
         return records
 
+    def fetch_only(self, changelogs: Collection[str], paused: Collection[Any]) -> None:
+        """In the consumer thread: the assigned partitions of the `changelogs` topics in `paused` are not fetched,
+        the others are (see _Consumer._fetch_as_paused)."""
+        consumer = self._consumer
+        if consumer is None:
+            return
+        for tp in consumer.assignment():
+            if tp.topic not in changelogs:
+                continue
+            if tp in paused:
+                consumer.pause(tp)
+            else:
+                consumer.resume(tp)
+
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         batching = getattr(self.app, "fetch_batching", None)
@@ -144,6 +158,30 @@ class _Consumer(faust_aiokafka.Consumer):
             return False
         acked: bool = super().ack(message)
         return acked
+
+    def pause_partitions(self, tps: Any) -> None:
+        super().pause_partitions(tps)
+        self._fetch_as_paused()
+
+    def resume_partitions(self, tps: Any) -> None:
+        super().resume_partitions(tps)
+        self._fetch_as_paused()
+
+    def _fetch_as_paused(self) -> None:
+        """faust pauses a partition in its own bookkeeping only: aiokafka goes on fetching it. A table's changelog
+        partition is paused outside recovery, and the worker writes it all the time, so aiokafka fetched the
+        worker's own writes, which then sat in its buffer unconsumed — and a fetched partition nobody consumes
+        holds every fetch from the broker for aiokafka's prefetch backoff (0.1 s): the first offers of every
+        bench-routing run waited 50-100 ms in the fetch (docs/acd.md "Session 7"). The changelog partitions faust
+        pauses are now paused in aiokafka too (in its thread: aiokafka is not thread-safe); the stream partitions
+        keep faust's own flow control."""
+        thread = self._thread
+        loop = getattr(thread, "thread_loop", None)
+        if not isinstance(thread, _ConsumerThread) or loop is None or loop.is_closed():
+            return
+        changelogs = frozenset(self.app.tables.changelog_topics)
+        paused = frozenset((tp.topic, tp.partition) for tp in self._paused_partitions if tp.topic in changelogs)
+        loop.call_soon_threadsafe(thread.fetch_only, changelogs, paused)
 
     async def perform_seek(self) -> None:
         """faust's seek of every assigned partition to its committed offset (which sets each one's read offset:
