@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -12,7 +13,7 @@ from callstream_common.redis_store import create_redis, key, tenant_pattern
 from callstream_common.settings import ServiceSettings
 from callstream_common.sql import MigrationError, apply_migrations, load_migrations
 from callstream_common.sql.migrations_runner import COMMON_MIGRATIONS
-from callstream_common.sql.positions import advance_position, next_offsets
+from callstream_common.sql.positions import advance_position, apply_batch, next_offsets
 
 
 async def tables(connection: asyncpg.Connection) -> set[str]:
@@ -78,6 +79,49 @@ async def test_tracking_records_make_a_replay_a_no_op(empty_database: str) -> No
         assert applied == [0, 1, 2, 3]
         assert await next_offsets(connection, "calls") == {("acme.calls", 4): 4}
     finally:
+        await connection.close()
+
+
+@dataclass(frozen=True)
+class Read:
+    topic: str
+    partition: int
+    offset: int
+
+
+async def test_a_position_left_by_a_topic_created_again_restarts_and_a_replay_stays_a_no_op(
+        empty_database: str) -> None:
+    connection = await asyncpg.connect(empty_database)
+    pool = await asyncpg.create_pool(empty_database, min_size=1, max_size=1)
+    try:
+        await apply_migrations(connection, "common", load_migrations(COMMON_MIGRATIONS))
+        await connection.execute("CREATE TABLE seen (topic text, partition int, at bigint)")
+
+        async def record_it(conn: asyncpg.Connection, read: Read) -> None:
+            await conn.execute("INSERT INTO seen VALUES ($1, $2, $3)", read.topic, read.partition, read.offset)
+
+        asked: list[tuple[str, int]] = []
+
+        def ends(end: int):  # type: ignore[no-untyped-def]
+            async def log_end(topic: str, partition: int) -> int:
+                asked.append((topic, partition))
+                return end
+            return log_end
+
+        first = [Read("acme.calls", 0, offset) for offset in range(5)]
+        assert await apply_batch(pool, "p", first, record_it, log_end=ends(5)) == [True] * 5
+        assert asked == []  # nothing was about to be skipped: the broker is not asked
+        # A replay from 2 while the partition still ends at 5: skipped, as before.
+        replay = [Read("acme.calls", 0, offset) for offset in (2, 3, 4)]
+        assert await apply_batch(pool, "p", replay, record_it, log_end=ends(5)) == [False] * 3
+        assert asked == [("acme.calls", 0)]
+        # The topic deleted and created again: it ends at 2, below the stored 5. Its records are new.
+        again = [Read("acme.calls", 0, offset) for offset in (0, 1)]
+        assert await apply_batch(pool, "p", again, record_it, log_end=ends(2)) == [True, True]
+        assert await next_offsets(connection, "p") == {("acme.calls", 0): 2}
+        assert await connection.fetchval("SELECT count(*) FROM seen") == 7
+    finally:
+        await pool.close()
         await connection.close()
 
 

@@ -27,7 +27,14 @@ from typing import Any
 
 from faust.types import EventT, StreamT
 
-from callstream_common.kafka.faust_app import CallstreamApp, create_app, decoded, decoded_batches, source_topic
+from callstream_common.kafka.faust_app import (
+    CallstreamApp,
+    create_app,
+    decoded,
+    decoded_batches,
+    log_end_of,
+    source_topic,
+)
 from callstream_common.messages.agents import AgentLoggedIn, AgentLoggedOut, AgentStateChanged
 from callstream_common.messages.ari import GatewaySnapshot, RawAriEvent
 from callstream_common.topics import TopicName, topic_name
@@ -91,6 +98,7 @@ def build(settings: AgentStateSettings) -> CallstreamApp:
                           partitions=settings.pbx_partitions,
                           generation=lambda: int(app.consumer_generation_id))
     service = settings.service
+    log_end = log_end_of(app)  # the projection's check for positions left by a deleted topic
 
     async def resources() -> None:
         # Held open for the worker's life; faust cancels the task at shutdown and the stack closes in reverse.
@@ -140,7 +148,7 @@ def build(settings: AgentStateSettings) -> CallstreamApp:
                        for message, event in batch
                        if isinstance(message.body, AgentLoggedIn | AgentLoggedOut | AgentStateChanged)]
             runtime = await processor.runtime()
-            await history.project_batch(runtime.pool, records)
+            await history.project_batch(runtime.pool, records, log_end=log_end)
 
     @app.agent(ticks)
     async def on_tick(stream: StreamT[Any]) -> None:

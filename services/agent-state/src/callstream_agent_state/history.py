@@ -25,7 +25,7 @@ from callstream_common.messages.agents import (
     AgentSkillsChanged,
     AgentStateChanged,
 )
-from callstream_common.sql.positions import advance_position, apply_batch
+from callstream_common.sql.positions import LogEnd, advance_position, apply_batch
 
 from callstream_agent_state.machine import AgentEventOut
 from callstream_agent_state.positions import Position
@@ -90,9 +90,10 @@ class Recorded:
     event: SessionEvent
 
 
-async def project_batch(pool: asyncpg.Pool, records: Sequence[Recorded]) -> list[bool]:
+async def project_batch(pool: asyncpg.Pool, records: Sequence[Recorded], *,
+                        log_end: LogEnd | None = None) -> list[bool]:
     """Apply `records` (in the order read) in one transaction; per record, False if applied before."""
-    return await apply_batch(pool, HISTORY_PROJECTION, records, _apply)
+    return await apply_batch(pool, HISTORY_PROJECTION, records, _apply, log_end=log_end)
 
 
 async def _apply(conn: asyncpg.Connection, record: Recorded) -> None:

@@ -33,7 +33,14 @@ from faust.types import TP, EventT, StreamT
 
 from callstream_common import metrics
 from callstream_common.availability import Availability
-from callstream_common.kafka.faust_app import CallstreamApp, create_app, decoded, decoded_batches, source_topic
+from callstream_common.kafka.faust_app import (
+    CallstreamApp,
+    create_app,
+    decoded,
+    decoded_batches,
+    log_end_of,
+    source_topic,
+)
 from callstream_common.messages.agents import AgentState, AgentStateChanged
 from callstream_common.messages.ari import GatewayEntityChanged, GatewaySnapshot, RawAriEvent
 from callstream_common.messages.calls import CallEvent
@@ -148,6 +155,7 @@ def build(settings: RouterSettings) -> CallstreamApp:
         tenant=settings.tenant, producer=settings.producer_id, partitions=settings.pbx_partitions,
         emit_commands=settings.emit_commands, generation=lambda: int(app.consumer_generation_id), stores=stores)
     service = settings.service
+    log_end = log_end_of(app)  # the projection's check for positions left by a deleted topic
     backlog = Backlog(settings.deadline_backlog_slack)
     ari_topic = ari.get_topic_name()
 
@@ -210,7 +218,7 @@ def build(settings: RouterSettings) -> CallstreamApp:
                        for message, event in batch
                        if isinstance(message.body, CallEvent) and message.pbx_id is not None]
             runtime = await processor.runtime()
-            await projection.project_batch(runtime.pool, records)
+            await projection.project_batch(runtime.pool, records, log_end=log_end)
 
     async def tick() -> None:
         if not processor.ready:

@@ -26,7 +26,7 @@ from callstream_common.messages.calls import (
     CallQueued,
     CallTransferred,
 )
-from callstream_common.sql.positions import apply_batch
+from callstream_common.sql.positions import LogEnd, apply_batch
 
 COMPONENT = "router"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -95,10 +95,11 @@ class Projected:
     event: CallEvent
 
 
-async def project_batch(pool: asyncpg.Pool, records: Sequence[Projected]) -> list[bool]:
+async def project_batch(pool: asyncpg.Pool, records: Sequence[Projected], *,
+                        log_end: LogEnd | None = None) -> list[bool]:
     """Apply `records` (in the order read) in one transaction; per record, False when its position was
     applied before (nothing written for it)."""
-    return await apply_batch(pool, PROJECTION, records, _apply_record)
+    return await apply_batch(pool, PROJECTION, records, _apply_record, log_end=log_end)
 
 
 async def _apply_record(conn: asyncpg.Connection, record: Projected) -> None:

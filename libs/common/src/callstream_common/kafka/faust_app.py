@@ -26,7 +26,7 @@ import faust
 from faust import web
 from faust.exceptions import ProducerSendError
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import EventT, StreamT, TopicT
+from faust.types import TP, EventT, StreamT, TopicT
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.types.tuples import ack_lock
 from mode.utils.times import want_seconds
@@ -99,9 +99,10 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
                     histogram.observe(max(0.0, now - record.timestamp / 1000))
         return records
 
-    def fetch_only(self, changelogs: Collection[str], paused: Collection[Any]) -> None:
+    def fetch_only(self, changelogs: Collection[str], paused: Collection[tuple[str, int]]) -> None:
         """In the consumer thread: the assigned partitions of the `changelogs` topics in `paused` are not fetched,
-        the others are (see _Consumer._fetch_as_paused)."""
+        the others are (see _Consumer._fetch_as_paused). aiokafka's partitions are named tuples, equal to the
+        (topic, partition) pairs."""
         consumer = self._consumer
         if consumer is None:
             return
@@ -313,6 +314,15 @@ class CallstreamApp(faust.App):
 
     def _new_producer_transport(self) -> Any:
         return _Transport(self.conf.broker_producer, self)
+
+
+def log_end_of(app: faust.App) -> Callable[[str, int], Awaitable[int]]:
+    """The broker's end offset of a partition, asked through the app's consumer (for sql.positions.apply_batch)."""
+    async def log_end(topic: str, partition: int) -> int:
+        tp = TP(topic, partition)
+        ends = await app.consumer.highwaters(tp)
+        return int(ends[tp])
+    return log_end
 
 
 def create_app(

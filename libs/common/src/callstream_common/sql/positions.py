@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, TypeVar
 
 import asyncpg
+
+log = logging.getLogger(__name__)
 
 _ADVANCE = """
 INSERT INTO consumer_positions (projection, topic, partition, next_offset)
@@ -53,17 +56,29 @@ ON CONFLICT (projection, topic, partition) DO NOTHING
 _LOCK = """
 SELECT next_offset FROM consumer_positions WHERE projection = $1 AND topic = $2 AND partition = $3 FOR UPDATE
 """
+_RESTART = """
+UPDATE consumer_positions SET next_offset = 0, updated_at = now()
+WHERE projection = $1 AND topic = $2 AND partition = $3
+"""
+
+# The end offset of a partition as the broker has it now: (topic, partition) -> the offset after its last record.
+LogEnd = Callable[[str, int], Awaitable[int]]
 
 
 async def apply_batch(
     pool: asyncpg.Pool, projection: str, records: Sequence[RecordT],
-    apply: Callable[[asyncpg.Connection, RecordT], Awaitable[None]],
+    apply: Callable[[asyncpg.Connection, RecordT], Awaitable[None]], *, log_end: LogEnd | None = None,
 ) -> list[bool]:
     """Apply `records` (in the order read) in one transaction with their tracking records; per record, False
     when its position was applied before (nothing written for it: a redelivery, a replay, a repeat within the
     batch). The position rows are locked first, so a worker that lost a partition in a rebalance and its
     successor cannot both apply the same records. One transaction per batch: a commit per record costs a WAL
-    flush each."""
+    flush each.
+
+    With `log_end`, a stored position beyond the partition's end is known for what it is: the position in a
+    topic since deleted and created again (its offsets restart at 0; Kafka's topic ids are not in aiokafka's
+    protocol). Its records would all be skipped as applied before, so the position restarts at 0, with a
+    warning. The broker is asked only when a record is about to be skipped (a redelivery or a replay)."""
     applied = [False] * len(records)
     if not records:
         return applied
@@ -71,7 +86,16 @@ async def apply_batch(
         next_offsets: dict[tuple[str, int], int] = {}
         for topic, partition in sorted({(r.topic, r.partition) for r in records}):
             await conn.execute(_CLAIM, projection, topic, partition)
-            next_offsets[(topic, partition)] = await conn.fetchval(_LOCK, projection, topic, partition)
+            stored = await conn.fetchval(_LOCK, projection, topic, partition)
+            first = min(r.offset for r in records if r.topic == topic and r.partition == partition)
+            if log_end is not None and first < stored and stored > (end := await log_end(topic, partition)):
+                log.warning("position beyond the end of its partition (the topic was created again): "
+                            "the projection restarts it at 0", extra={
+                                "projection": projection, "partition": f"{topic}:{partition}", "stored": stored,
+                                "log_end": end})
+                await conn.execute(_RESTART, projection, topic, partition)
+                stored = 0
+            next_offsets[(topic, partition)] = stored
         last: dict[tuple[str, int], int] = {}
         for n, record in enumerate(records):
             where = (record.topic, record.partition)
