@@ -27,6 +27,7 @@ from typing import Any
 
 from faust.types import EventT, StreamT
 
+from callstream_common.heap import freeze_startup_heap
 from callstream_common.kafka.faust_app import (
     CallstreamApp,
     create_app,
@@ -110,6 +111,7 @@ def build(settings: AgentStateSettings) -> CallstreamApp:
                 await app.crash(exc)
                 raise
             processor.start(runtime)
+            freeze_startup_heap()
             log.info("agent-state ready")
             await asyncio.Event().wait()
 

@@ -11,6 +11,7 @@ import sys
 
 from callstream_ari_gateway.gateway import Gateway
 from callstream_ari_gateway.settings import GatewaySettings
+from callstream_common.heap import freeze_startup_heap
 from callstream_common.logs import setup_logging
 from callstream_common.settings import SettingsError, load_settings
 
@@ -19,6 +20,7 @@ async def _serve(gateway: Gateway) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, gateway.stop)
+    freeze_startup_heap()
     await gateway.run()
 
 

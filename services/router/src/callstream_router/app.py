@@ -33,6 +33,7 @@ from faust.types import TP, EventT, StreamT
 
 from callstream_common import metrics
 from callstream_common.availability import Availability
+from callstream_common.heap import freeze_startup_heap
 from callstream_common.kafka.faust_app import (
     CallstreamApp,
     create_app,
@@ -163,6 +164,7 @@ def build(settings: RouterSettings) -> CallstreamApp:
         # Held open for the worker's life; faust cancels the task at shutdown and the stack closes in reverse.
         async with AsyncExitStack() as stack:
             processor.start(await open_runtime(settings, stack))
+            freeze_startup_heap()
             log.info("router ready")
             await asyncio.Event().wait()
 
