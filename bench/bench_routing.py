@@ -52,6 +52,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "gateway"), str(ROOT / "tests" / "acd")]
 
+import cpu_usage  # noqa: E402
 from acd_processes import start_service, stop  # noqa: E402
 from callstream_common.availability import Availability  # noqa: E402
 from callstream_common.codec import Message, new_envelope  # noqa: E402
@@ -322,6 +323,7 @@ class RoutingLoad:
     readers: dict[str, TopicReader] = field(default_factory=dict)  # `calls` of each PBX
     gateways: list[GatewayProcess] = field(default_factory=list)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    process_names: dict[int, str] = field(default_factory=dict)  # pid -> the name a run's CPU figures give it
     metrics_ports: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -338,7 +340,19 @@ class RoutingLoad:
         process = start_service(module, self.settings, self.dsn, self.work / f"{name}.log",
                                 self.work / f"{name}-data", extra_env=extra_env, python_options=python_options)
         self.processes.append(process)
+        self.process_names[process.pid] = name
         return process
+
+    def cpu_processes(self) -> dict[str, list[int]]:
+        """The run's processes by name for the CPU figures (the gateways together), with the stack's servers."""
+        named: dict[str, list[int]] = {}
+        for pid, name in self.process_names.items():
+            named.setdefault(name, []).append(pid)
+        for gateway in self.gateways:
+            if gateway.process is not None:
+                named.setdefault("gateways", []).append(gateway.process.pid)
+        named["benchmark"] = [os.getpid()]
+        return {**named, **cpu_usage.stack_processes(ROOT)}
 
     async def traffic(self, enabled: bool) -> None:
         """The simulator's own generators, all PBXs at once."""
@@ -393,6 +407,7 @@ async def routing_load(args: argparse.Namespace, name: str, *, profile: bool = F
         await load_site_into(load.dsn, load.site)
         ports = {pbx_id: free_port() for pbx_id in load.pbx_ids}
         simulator = start_simulator(work, sim_site(load.site, ports, args.rate, args.seed))
+        load.process_names[simulator.pid] = "simulator"
         for pbx_id in load.pbx_ids:
             load.pbxs[pbx_id] = await SitePbx(work, pbx_id, ports[pbx_id]).start()
 
@@ -471,6 +486,8 @@ async def main() -> None:
         settings, prefix, pbx_ids = load.settings, load.prefix, load.pbx_ids
         print(f"bench-routing: {sum(load.agents_on.values())} agents available on {len(pbx_ids)} PBXs; "
               f"{args.rate:g} calls/s for {args.seconds:g} s", flush=True)
+        cpu_processes = load.cpu_processes()
+        cpu_before = cpu_usage.sample(cpu_processes)
         await load.traffic(True)
         load_started = time.monotonic()
         # No sampling of the agents' states while calls arrive: reading 2,000 hashes from Redis every 10 s (as
@@ -481,6 +498,7 @@ async def main() -> None:
             await asyncio.sleep(min(10.0, args.seconds - elapsed))
             print(f"  t={time.monotonic() - load_started:5.1f}s", flush=True)
         await load.traffic(False)
+        cpu_line = cpu_usage.report(cpu_before, cpu_usage.sample(cpu_processes))
         await load.drain(args.drain)
         # After the drain every agent should be available or finishing a wrap-up; one left reserved or
         # ringing is a leak (the release race of docs/acd.md), or a worker still catching up.
@@ -557,6 +575,7 @@ async def main() -> None:
     for stage, values in stages.items():
         print(f"  stage {stage:26} p50 {percentile(values, 0.5):9.2f} ms  p99 {percentile(values, 0.99):9.2f} ms"
               f"  (n={len(values)}; Kafka CreateTime has ms resolution)", flush=True)
+    print(f"bench-routing: {cpu_line}", flush=True)
     if lost:
         print(f"bench-routing: lost calls, e.g. {lost[:5]}", flush=True)
     if booked:

@@ -60,6 +60,7 @@ from callstream_common.messages.commands import (
 )
 from callstream_router import ids
 from callstream_router.config import QueueConfig, RouterConfig
+from callstream_router.recorded import Recorded
 from callstream_router.inputs import (
     AgentFreed,
     ChannelDestroyed,
@@ -112,11 +113,12 @@ class _Work:
     """The mutable scratch copy of the state and the outputs of one decide call (never escapes it)."""
 
     def __init__(self, state: RouterState, origin: str, now: datetime, at: datetime, config: RouterConfig) -> None:
-        self.calls = dict(state.calls)
-        self.channels = dict(state.channels)
-        self.ended = dict(state.ended)
-        self.requests = dict(state.requests)
-        self.dry = dict(state.dry)
+        # Recorded copies: what this input touches is known without comparing every entry (recorded.py).
+        self.calls = Recorded(state.calls)
+        self.channels = Recorded(state.channels)
+        self.ended = Recorded(state.ended)
+        self.requests = Recorded(state.requests)
+        self.dry = Recorded(state.dry)
         self.origin = origin
         self.now = now
         self.at = at

@@ -41,6 +41,7 @@ from callstream_router.decide import decide
 from callstream_router.inputs import RouterInput
 from callstream_router.outputs import ReleaseAgent, ReserveAgent, RouterNote
 from callstream_router.pending_stores import PendingStores
+from callstream_router.recorded import forget_bases
 from callstream_router.state import RouterState, due_deadlines
 from callstream_router.stored import Write, rebuild, stored_writes
 
@@ -158,6 +159,8 @@ class Processor:
         and the partition's earlier stores are done."""
         self._decoded.put(pbx_id, state)
         writes = stored_writes(pbx_id, before, state)
+        # The next input's copies start from `state`: its chain back to `before` is no longer needed.
+        forget_bases(state.calls, state.channels, state.ended, state.requests, state.dry)
         if writes or acks:
             self._stores.after(partition, acks, lambda: self._write(writes))
 
@@ -209,8 +212,9 @@ class Processor:
             # Answers go before inputs still pending, in the order the intents ran (priority order).
             pending.extendleft(reversed(answers))
         acks = await self._produce(pbx_id, ringing_first(commands), events, root=root, causation=causation)
-        # No deep `state != before` first: `changes` finds what differs by identity (decide keeps unchanged
-        # parts) and writes nothing for an input that changed nothing.
+        # No deep `state != before` first: `changes` looks only at the keys decide touched (recorded.py), finds
+        # what differs by identity (decide keeps unchanged values) and writes nothing for an input that changed
+        # nothing.
         self._store(partition, pbx_id, before, state, acks)
         metrics.ROUTER_DECIDE_LATENCY.observe(time.perf_counter() - started)
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from callstream_router.recorded import touched_since
 from callstream_router.state import CallState, DryMark, Ended, RouterState
 
 SEP = "\x1f"
@@ -39,6 +40,7 @@ _PARTS: dict[str, tuple[str, TypeAdapter[Any]]] = {
     "d": ("dry", TypeAdapter(DryMark)),
 }
 _FIELD_PART = {name: part for part, (name, _) in _PARTS.items()}
+_ABSENT: Any = object()  # not in the map (None is a value no map holds, but this says so plainly)
 
 # One write: (key, value), value None to delete the entry.
 Write = tuple[bytes, bytes | None]
@@ -59,17 +61,23 @@ def last_writes_key(pbx_id: str) -> bytes:
 
 
 def changes(pbx_id: str, before: RouterState, after: RouterState) -> list[Write]:
-    """The writes that turn the stored `before` into `after`. decide copies the maps but keeps the parts it
-    did not change (frozen values), so most comparisons are identity checks."""
+    """The writes that turn the stored `before` into `after`. Only the keys decide touched are compared when
+    `after` was made from `before` by decide (recorded.py); otherwise every entry is. decide keeps the values it
+    did not change (frozen), so most comparisons are identity checks."""
     writes: list[Write] = []
     for part, (name, adapter) in _PARTS.items():
         old: Mapping[str, Any] = getattr(before, name)
         new: Mapping[str, Any] = getattr(after, name)
-        for ident, value in new.items():
-            previous = old.get(ident)
-            if previous is not value and previous != value:
+        touched = touched_since(old, new)
+        candidates = sorted(touched) if touched is not None else [*new, *(ident for ident in old if ident not in new)]
+        for ident in candidates:
+            value = new.get(ident, _ABSENT)
+            previous = old.get(ident, _ABSENT)
+            if value is _ABSENT:
+                if previous is not _ABSENT:
+                    writes.append((entry_key(pbx_id, part, ident), None))
+            elif previous is not value and previous != value:
                 writes.append((entry_key(pbx_id, part, ident), adapter.dump_json(value)))
-        writes.extend((entry_key(pbx_id, part, ident), None) for ident in old if ident not in new)
     return writes
 
 

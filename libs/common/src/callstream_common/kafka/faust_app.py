@@ -16,6 +16,7 @@ What does not decode is dead-lettered to `<topic>.dlq` with the reason, and the 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
 import time
@@ -77,17 +78,65 @@ class _Children:
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    """Applies the app's `fetch_batching` (min bytes, max wait ms) to the aiokafka consumer faust creates (faust
+    """faust's aiokafka consumer, run on the worker's own event loop instead of a thread of its own.
+
+    faust runs the consumer in a thread with a second event loop and hands every call and every fetched batch
+    across through method queues and `call_soon_threadsafe`: two self-pipe wake-ups per fetch and the GIL passed
+    back and forth between two busy threads (~1,300 futex calls a second in the router under bench-routing's
+    load, and the thread's loop a third of the router's CPU). aiokafka is an asyncio library made for the
+    worker's loop; here "the thread" is that loop: `call_thread` awaits the call, the rebalance callbacks are
+    called directly, and no thread is started (docs/acd.md "Session 8").
+
+    Also applies the app's `fetch_batching` (min bytes, max wait ms) to the aiokafka consumer faust creates (faust
     fixes fetch.min.bytes at 1: every record that arrives ends a fetch, and the next fetch is another request —
     hundreds a second per worker under load, CPU for the worker and the broker alike)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, consumer: Any, *, loop: asyncio.AbstractEventLoop, **kwargs: Any) -> None:
+        super().__init__(consumer, loop=loop, thread_loop=loop, **kwargs)
         self._metric_children = _Children()  # not `_children`: a mode Service's own (its child services)
+        self._serving: asyncio.Future[None] | None = None
+
+    async def start(self) -> None:
+        """mode's ServiceThread.start without the thread: `_serve` (start, run until stopped, shut down) is a task
+        of the loop, and start returns once it is up (or raises what start-up raised)."""
+        assert not self._thread_started.is_set()
+        self._thread_started.set()
+        self._thread_running = self.parent_loop.create_future()
+        self._serving = asyncio.ensure_future(self._serve())
+        # What `_serve` raises has reached start() (or the app, as a crash) already: retrieved here, so that it
+        # is not logged again as a task exception nobody retrieved.
+        self._serving.add_done_callback(lambda done: done.cancelled() or done.exception())
+        try:
+            if not self.should_stop:
+                await self._thread_running
+        finally:
+            self._thread_running = None
+
+    async def on_thread_started(self) -> None:
+        pass  # no method queue: calls are awaited in place (call_thread)
+
+    async def call_thread(self, fun: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        # As mode's method queue does: `fun` may be a coroutine function or a plain one (aiokafka's subscribe).
+        result = fun(*args, **kwargs)
+        return await result if inspect.isawaitable(result) else result
+
+    async def cast_thread(self, fun: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        result = fun(*args, **kwargs)
+        if inspect.isawaitable(result):
+            self.add_future(result)
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self.consumer.on_partitions_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: Any, generation_id: int = 0) -> None:
+        await self.consumer.on_partitions_assigned(assigned, generation_id)
+
+    async def _gather_remaining_tasks(self) -> None:
+        pass  # mode cancels every task of the thread's loop here: this loop is the worker's, its tasks are not ours
 
     async def _fetch_records(self, consumer: Any, active_partitions: Any, timeout: float | None = None,
                              max_records: int | None = None) -> Any:
-        """faust's fetch, in its consumer thread, timed per record (see metrics.FETCH_DELAY): with the worker's
+        """faust's fetch, timed per record (see metrics.FETCH_DELAY): with the worker's
         intake and handler times it tells where a record waited."""
         records = await super()._fetch_records(consumer, active_partitions, timeout=timeout, max_records=max_records)
         now = time.time()
@@ -100,8 +149,7 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return records
 
     def fetch_only(self, changelogs: Collection[str], paused: Collection[tuple[str, int]]) -> None:
-        """In the consumer thread: the assigned partitions of the `changelogs` topics in `paused` are not fetched,
-        the others are (see _Consumer._fetch_as_paused). aiokafka's partitions are named tuples, equal to the
+        """The assigned partitions of the `changelogs` topics in `paused` are not fetched, the others are (see _Consumer._fetch_as_paused). aiokafka's partitions are named tuples, equal to the
         (topic, partition) pairs."""
         consumer = self._consumer
         if consumer is None:
@@ -174,15 +222,14 @@ class _Consumer(faust_aiokafka.Consumer):
         worker's own writes, which then sat in its buffer unconsumed — and a fetched partition nobody consumes
         holds every fetch from the broker for aiokafka's prefetch backoff (0.1 s): the first offers of every
         bench-routing run waited 50-100 ms in the fetch (docs/acd.md "Session 7"). The changelog partitions faust
-        pauses are now paused in aiokafka too (in its thread: aiokafka is not thread-safe); the stream partitions
-        keep faust's own flow control."""
+        pauses are now paused in aiokafka too; the stream partitions keep faust's own flow control. (aiokafka runs
+        on this loop, see _ConsumerThread: no hand-over to another thread.)"""
         thread = self._thread
-        loop = getattr(thread, "thread_loop", None)
-        if not isinstance(thread, _ConsumerThread) or loop is None or loop.is_closed():
+        if not isinstance(thread, _ConsumerThread):
             return
         changelogs = frozenset(self.app.tables.changelog_topics)
         paused = frozenset((tp.topic, tp.partition) for tp in self._paused_partitions if tp.topic in changelogs)
-        loop.call_soon_threadsafe(thread.fetch_only, changelogs, paused)
+        thread.fetch_only(changelogs, paused)
 
     async def perform_seek(self) -> None:
         """faust's seek of every assigned partition to its committed offset (which sets each one's read offset:
@@ -301,7 +348,7 @@ class CallstreamApp(faust.App):
 
     # (fetch.min.bytes, fetch.max.wait.ms) for the worker's consumer; None keeps faust's (1 byte: no wait).
     fetch_batching: tuple[int, int] | None = None
-    service_name: str = ""  # the service label of the metrics measured outside a stream (the consumer thread)
+    service_name: str = ""  # the service label of the metrics measured outside a stream (the fetch)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
