@@ -52,7 +52,7 @@ class Recorded(dict[K, V]):
     def _unrecorded(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise TypeError("not recorded: use item assignment, del, pop or clear")
 
-    update = setdefault = popitem = __ior__ = _unrecorded  # type: ignore[assignment]
+    update = setdefault = popitem = __ior__ = _unrecorded
 
 
 def touched_since(old: Mapping[Any, Any], new: Mapping[Any, Any]) -> set[Any] | None:
