@@ -28,6 +28,7 @@ from typing import Any
 from faust.types import EventT, StreamT
 
 from callstream_common.heap import freeze_startup_heap
+from callstream_common.kafka.changelog_hold import ChangelogHold
 from callstream_common.kafka.faust_app import (
     CallstreamApp,
     create_app,
@@ -94,10 +95,19 @@ def build(settings: AgentStateSettings) -> CallstreamApp:
         delivery: Awaitable[object] = await app.producer.send(topic, key, value, None, None, headers)
         return delivery
 
+    # The handlers do not wait for their events' acknowledgements; their table writes do (changelog_hold.py). A
+    # failed acknowledgement stops the worker; no offset is committed before the held writes are handed over.
+    def release(record: Any) -> None:
+        producer: Any = app.producer  # the factory's producer (faust_app._IdempotentProducer)
+        producer.send_now(record)
+
+    hold = ChangelogHold(release, on_failure=lambda exc: asyncio.ensure_future(app.crash(exc)))
+    app.changelog_hold = hold
+    app.commit_barriers.append(hold.settle)
     processor = Processor(tables, send, tenant=settings.tenant, producer=settings.producer_id,
                           agents_topic=topic_name(TopicName.AGENTS, settings.topic_prefix),
                           partitions=settings.pbx_partitions,
-                          generation=lambda: int(app.consumer_generation_id))
+                          generation=lambda: int(app.consumer_generation_id), hold=hold)
     service = settings.service
     log_end = log_end_of(app)  # the projection's check for positions left by a deleted topic
 

@@ -7,6 +7,11 @@ record, deterministic message ids) and run first; the new states go into the tab
 in between re-processes the input from the old state, which repeats the same effects harmlessly; storing the
 state first would make the re-processing a rejected duplicate and lose the effects not yet made.
 
+The handlers do not wait for Kafka's acknowledgement of their events: each input runs inside the changelog hold
+(kafka/changelog_hold.py), which keeps the tables' new values in memory at once and holds their changelog
+records until the input's events are acknowledged. Awaiting them here made every input one produce request and
+one round trip, one after another (docs/acd.md "Session 8"). Without a hold (unit tests) they are awaited.
+
 Inputs of one partition are processed one at a time (a lock per partition): the cms, calls, ari and tick
 streams of a PBX are separate faust agents, and two of them must not evolve one agent concurrently.
 """
@@ -14,12 +19,15 @@ streams of a PBX are separate faust agents, and two of them must not evolve one 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from callstream_common import metrics
+from callstream_common.kafka.changelog_hold import ChangelogHold
 from callstream_common.kafka.owned import OwnedCopies
 from callstream_common.codec import encode, new_envelope
 from callstream_common.partitioner import partition_for
@@ -63,7 +71,7 @@ log = logging.getLogger(__name__)
 
 Table = MutableMapping[bytes, bytes]
 # (topic, key, value, headers): hand one record to the producer; the awaitable it returns is Kafka's
-# acknowledgement. An input's events are handed over together and acknowledged together (one round trip).
+# acknowledgement. An input's events are handed over together; its table writes wait for their acknowledgements.
 Send = Callable[[str, bytes, bytes, list[tuple[str, bytes]]], Awaitable[Awaitable[object]]]
 SERVICE = "agent-state"
 
@@ -82,8 +90,9 @@ class Tables:
 
 class Processor:
     def __init__(self, tables: Tables, send: Send, *, tenant: str, producer: str, agents_topic: str,
-                 partitions: int, generation: Callable[[], int]) -> None:
+                 partitions: int, generation: Callable[[], int], hold: ChangelogHold | None = None) -> None:
         self._tables = tables
+        self._hold = hold
         # Each agent's state as this worker last stored or read it, trusted while it owns the agent's partition:
         # the tick (every agent of the partition, several times a second) reads it instead of decoding the
         # table's bytes. (Decoding every agent on every tick was most of the tick's cost, 3-5% of the worker's
@@ -140,7 +149,7 @@ class Processor:
         if event is None:
             return
         runtime = await self._wait()
-        async with self._lock(position.partition):
+        async with self._lock(position.partition), self._input():
             key = event.call_id.encode()
             offered = decode_names(self._tables.offered.get(key))
             await self._apply(runtime, position, now, [(agent, event) for agent in call_targets(event, offered)])
@@ -155,7 +164,7 @@ class Processor:
         if not registrations:
             return
         runtime = await self._wait()
-        async with self._lock(position.partition):
+        async with self._lock(position.partition), self._input():
             items: list[tuple[str, AgentInput]] = []
             for registration in registrations:
                 self._tables.endpoints[registration.endpoint.encode()] = b"1" if registration.registered else b"0"
@@ -169,7 +178,7 @@ class Processor:
     async def on_tick(self, position: Position, now: datetime) -> None:
         """The deadlines (wrap-up, reservation) due at `now` of the agents of the tick's partition."""
         runtime = await self._wait()
-        async with self._lock(position.partition):
+        async with self._lock(position.partition), self._input():
             items: list[tuple[str, AgentInput]] = []
             agents = decode_names(self._tables.agents_of_partition.get(str(position.partition).encode()))
             if position.partition not in self._reconciled:
@@ -208,7 +217,7 @@ class Processor:
         """New skills: the queues the agent serves follow (Redis), the configuration is updated (SQL), and
         `agent.skills-changed` announces it. The machine's state does not depend on skills."""
         runtime = await self._wait()
-        async with self._lock(position.partition):
+        async with self._lock(position.partition), self._input():
             configured = await read_agent(runtime.pool, self._tenant, command.agent_id)
             if configured is None:
                 metrics.AGENT_STATE_INPUTS.labels(type(command).__name__, "unknown_agent").inc()
@@ -220,7 +229,7 @@ class Processor:
             self._changed[entry.agent_id] = entry
             event = AgentSkillsChanged(agent_id=entry.agent_id, at=now, skills=dict(command.skills))
             await history.record_config(runtime.pool, self._tenant, position, event)
-            await self._publish(position, [(entry.pbx_id, event)])
+            await asyncio.gather(*await self._publish(position, [(entry.pbx_id, event)]))
             metrics.AGENT_STATE_INPUTS.labels(type(command).__name__, "applied").inc()
 
     async def _reassign(self, position: Position, now: datetime, command: AgentReassign) -> None:
@@ -229,7 +238,7 @@ class Processor:
         worker reads the agent's row again at login. A logged-in agent is not moved (its state would stay
         behind in this partition): the CMS logs it out first."""
         runtime = await self._wait()
-        async with self._lock(position.partition):
+        async with self._lock(position.partition), self._input():
             entry = await self._refresh(runtime, command.agent_id)  # its PBX may have moved since start
             state = self._load(position.partition, command.agent_id, now)
             if entry is None or command.to_pbx_id not in runtime.config.pbxs or state.state != AgentState.LOGGED_OUT \
@@ -245,7 +254,7 @@ class Processor:
             event = AgentReassigned(agent_id=moved.agent_id, at=now, from_pbx_id=entry.pbx_id,
                                     to_pbx_id=moved.pbx_id)
             # Kafka before SQL: a re-processing after SQL would find the agent moved already and refuse.
-            await self._publish(position, [(entry.pbx_id, event)])
+            await asyncio.gather(*await self._publish(position, [(entry.pbx_id, event)]))
             await history.record_config(runtime.pool, self._tenant, position, event)
             metrics.AGENT_STATE_INPUTS.labels(type(command).__name__, "applied").inc()
 
@@ -274,9 +283,21 @@ class Processor:
     def _lock(self, partition: int) -> asyncio.Lock:
         return self._locks.setdefault(partition, asyncio.Lock())
 
+    def _input(self) -> AbstractAsyncContextManager[object]:
+        """One input's table writes, held until its events are acknowledged (or nothing, without a hold)."""
+        return self._hold.input() if self._hold is not None else contextlib.nullcontext()
+
+    async def _events_sent(self, acks: list[Awaitable[object]]) -> None:
+        """The input's events handed to the producer: its table writes wait for them (the hold), or, without a
+        hold, the handler does."""
+        if self._hold is not None:
+            self._hold.after(acks)
+        else:
+            await asyncio.gather(*acks)
+
     async def _process(self, position: Position, now: datetime, items: Sequence[tuple[str, AgentInput]]) -> None:
         runtime = await self._wait()
-        async with self._lock(position.partition):
+        async with self._lock(position.partition), self._input():
             await self._apply(runtime, position, now, items)
 
     def _load(self, partition: int, agent_id: str, now: datetime) -> AgentMachineState:
@@ -320,7 +341,8 @@ class Processor:
             outcome = "rejected" if any(isinstance(out, Rejection) for out in outputs) else (
                 "applied" if outputs else "quiet")
             metrics.AGENT_STATE_INPUTS.labels(type(item).__name__, outcome).inc()
-        await self._publish(position, events)  # the history in SQL follows from `agents` (history.py)
+        # The history in SQL follows from `agents` (history.py).
+        await self._events_sent(await self._publish(position, events))
         # The phones before the states: a worker killed between the two leaves a phone recorded for a login
         # whose state did not land, and the re-processed login makes both. The other way round, the re-processed
         # login would be refused (the agent logged in already) and its phone never recorded.
@@ -370,14 +392,17 @@ class Processor:
                     metrics.AGENT_STATE_TRANSITIONS.labels(str(out.previous_state), str(out.state)).inc()
         return accepted
 
-    async def _publish(self, position: Position, events: Sequence[tuple[str, HistoryEvent]]) -> None:
+    async def _publish(self, position: Position, events: Sequence[tuple[str, HistoryEvent]]
+                       ) -> list[Awaitable[object]]:
+        """Hands the events to the producer; returns their acknowledgements (all before the new states are
+        stored)."""
         acks: list[Awaitable[object]] = []
         for n, (pbx_id, body) in enumerate(events):
             message = new_envelope(body, tenant=self._tenant, producer=self._producer, pbx_id=pbx_id,
                                    causation_id=position.causation, message_id=position.message_id(n))
             headers, value = encode(message)
             acks.append(await self._send(self._agents_topic, pbx_id.encode(), value, headers))
-        await asyncio.gather(*acks)  # all acknowledged before the new states are stored
+        return acks
 
     def _store(self, partition: int, before: dict[str, AgentMachineState],
                after: dict[str, AgentMachineState]) -> None:

@@ -37,6 +37,7 @@ from callstream_common import metrics
 from callstream_common.codec import Codec, DecodeError, Message
 from callstream_common.envelope import H_ARI_TYPE
 from callstream_common.kafka.admin import PlannedTopic, ensure_topics
+from callstream_common.kafka.changelog_hold import ChangelogHold
 from callstream_common.kafka.delivery_order import DeliveryOrder, Verdict
 from callstream_common.kafka.dlq import dead_letter
 from callstream_common.kafka.unacknowledged import Unacknowledged
@@ -60,6 +61,12 @@ class _IdempotentProducer(faust_aiokafka.Producer):
         return {"acks": "all", "enable_idempotence": True}
 
     def send_soon(self, fut: Any) -> None:
+        hold: ChangelogHold | None = getattr(self.app, "changelog_hold", None)
+        if hold is not None and hold.capture(fut):
+            return  # a table write of an input whose own records are not acknowledged yet (changelog_hold.py)
+        self.send_now(fut)
+
+    def send_now(self, fut: Any) -> None:
         self.unacknowledged.track(fut)
         super().send_soon(fut)
 
@@ -355,6 +362,8 @@ class CallstreamApp(faust.App):
         # Awaited before every offset commit: a handler that returns before its effects are made (records
         # not yet acknowledged) registers here what waits for them, so no offset is committed past them.
         self.commit_barriers: list[Callable[[], Awaitable[None]]] = []
+        # Set by a worker whose handlers do not wait for their records before writing tables (agent-state).
+        self.changelog_hold: ChangelogHold | None = None
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)
