@@ -1042,11 +1042,17 @@ class Postgres(Service):
         return None if result.returncode == 0 else f"pg_isready exit {result.returncode}"
 
     def after_ready(self) -> None:
-        """Role and database `callstream`, created once and left alone after (data persists)."""
+        """Role and database `callstream`, created once and left alone after (data persists).
+
+        The role may signal other backends (pg_signal_backend): tests and benchmarks drop their databases with
+        `DROP DATABASE ... WITH (FORCE)`, which must end an autovacuum worker busy in the database, and a role
+        that is not a member of the worker's role (autovacuum has none) was refused ("must be a member of the
+        role whose process is being terminated"), now and then, at a test's teardown."""
         sql = (
             f"SELECT 'CREATE ROLE {PG_ROLE}' WHERE NOT EXISTS "
             f"(SELECT 1 FROM pg_roles WHERE rolname = '{PG_ROLE}')\\gexec\n"
             f"ALTER ROLE {PG_ROLE} WITH LOGIN CREATEDB PASSWORD '{PG_PASSWORD}';\n"
+            f"GRANT pg_signal_backend TO {PG_ROLE};\n"
             f"SELECT 'CREATE DATABASE {PG_DB} OWNER {PG_ROLE}' WHERE NOT EXISTS "
             f"(SELECT 1 FROM pg_database WHERE datname = '{PG_DB}')\\gexec\n"
         )

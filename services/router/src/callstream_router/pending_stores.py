@@ -16,21 +16,23 @@ its last commit).
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-log = logging.getLogger(__name__)
+from callstream_common.kafka.first_failure import FirstFailure
 
 
 class PendingStores:
     def __init__(self, *, on_failure: Callable[[BaseException], object] | None = None,
                  write_context: Callable[[], object] = lambda: None) -> None:
         self._last: dict[int, asyncio.Task[None]] = {}  # the last pending store of each partition
-        self._on_failure = on_failure
+        self._failures = FirstFailure("its state was not stored", on_failure)
         # What a deferred write needs kept alive until it is made (faust names a table's changelog partition
         # after the event being processed, which the task's copy of the handler's context refers to weakly).
         self._write_context = write_context
-        self.failure: BaseException | None = None
+
+    @property
+    def failure(self) -> BaseException | None:
+        return self._failures.failure
 
     def after(self, partition: int, acks: Sequence[Awaitable[object]], write: Callable[[], None]) -> None:
         """Run `write` once `acks` and the partition's earlier stores are done; at once if nothing is pending."""
@@ -62,9 +64,7 @@ class PendingStores:
         self.check()
 
     def check(self) -> None:
-        if self.failure is not None:
-            raise RuntimeError("an input's records were not acknowledged: its state was not stored") \
-                from self.failure
+        self._failures.check()
 
     @staticmethod
     async def _store(previous: asyncio.Task[None] | None, acks: list[Awaitable[object]],
@@ -78,11 +78,4 @@ class PendingStores:
     def _done(self, partition: int, task: asyncio.Task[None]) -> None:
         if self._last.get(partition) is task:
             del self._last[partition]
-        failure = None if task.cancelled() else task.exception()
-        if failure is None or self.failure is not None:
-            return
-        self.failure = failure
-        log.error("records not acknowledged: the worker stops (its inputs are replayed from the last commit)",
-                  exc_info=failure)
-        if self._on_failure is not None:
-            self._on_failure(failure)
+        self._failures.task_done(task)

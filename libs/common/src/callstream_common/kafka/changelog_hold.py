@@ -24,11 +24,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-log = logging.getLogger(__name__)
+from callstream_common.kafka.first_failure import FirstFailure
 
 
 class HeldInput:
@@ -43,10 +42,9 @@ class ChangelogHold:
     def __init__(self, release: Callable[[Any], None], *,
                  on_failure: Callable[[BaseException], object] | None = None) -> None:
         self._release = release  # hands one held record to the producer (tracked until acknowledged)
-        self._on_failure = on_failure
+        self._failures = FirstFailure("its table writes were not stored", on_failure)
         self._current: contextvars.ContextVar[HeldInput | None] = contextvars.ContextVar("held_input", default=None)
         self._last: asyncio.Task[None] | None = None  # the last release handed over: releases run in input order
-        self.failure: BaseException | None = None
 
     def capture(self, record: Any) -> bool:
         """Called by the producer for every record it is given to send soon: True if the running input holds it."""
@@ -90,10 +88,12 @@ class ChangelogHold:
             await asyncio.gather(last, return_exceptions=True)
         self.check()
 
+    @property
+    def failure(self) -> BaseException | None:
+        return self._failures.failure
+
     def check(self) -> None:
-        if self.failure is not None:
-            raise RuntimeError("an input's records were not acknowledged: its table writes were not stored") \
-                from self.failure
+        self._failures.check()
 
     async def _released(self, previous: asyncio.Task[None] | None, held: HeldInput) -> None:
         if previous is not None:
@@ -105,11 +105,4 @@ class ChangelogHold:
     def _done(self, task: asyncio.Task[None]) -> None:
         if self._last is task:
             self._last = None
-        failure = None if task.cancelled() else task.exception()
-        if failure is None or self.failure is not None:
-            return
-        self.failure = failure
-        log.error("records not acknowledged: the worker stops (its inputs are replayed from the last commit)",
-                  exc_info=failure)
-        if self._on_failure is not None:
-            self._on_failure(failure)
+        self._failures.task_done(task)
