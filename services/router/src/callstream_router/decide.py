@@ -60,7 +60,6 @@ from callstream_common.messages.commands import (
 )
 from callstream_router import ids
 from callstream_router.config import QueueConfig, RouterConfig
-from callstream_router.recorded import Recorded
 from callstream_router.inputs import (
     AgentFreed,
     ChannelDestroyed,
@@ -77,6 +76,7 @@ from callstream_router.inputs import (
     StasisStart,
 )
 from callstream_router.outputs import ReleaseAgent, ReserveAgent, RouterNote, RouterOutput
+from callstream_router.recorded import Recorded
 from callstream_router.state import CallState, Consult, DryMark, Ended, Leg, RouterState
 from callstream_router.strategies import effective_level, next_relaxation, waiting_order
 

@@ -143,8 +143,8 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
     async def _fetch_records(self, consumer: Any, active_partitions: Any, timeout: float | None = None,
                              max_records: int | None = None) -> Any:
-        """faust's fetch, timed per record (see metrics.FETCH_DELAY): with the worker's
-        intake and handler times it tells where a record waited."""
+        """faust's fetch, timed per record (see metrics.FETCH_DELAY): with the worker's intake and handler times
+        it tells where a record waited."""
         records = await super()._fetch_records(consumer, active_partitions, timeout=timeout, max_records=max_records)
         now = time.time()
         service = getattr(self.app, "service_name", "")
@@ -156,8 +156,9 @@ class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return records
 
     def fetch_only(self, changelogs: Collection[str], paused: Collection[tuple[str, int]]) -> None:
-        """The assigned partitions of the `changelogs` topics in `paused` are not fetched, the others are (see _Consumer._fetch_as_paused). aiokafka's partitions are named tuples, equal to the
-        (topic, partition) pairs."""
+        """The assigned partitions of the `changelogs` topics in `paused` are not fetched, the others are (see
+        _Consumer._fetch_as_paused). aiokafka's partitions are named tuples, equal to the (topic, partition)
+        pairs."""
         consumer = self._consumer
         if consumer is None:
             return
