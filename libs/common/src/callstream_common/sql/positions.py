@@ -83,11 +83,14 @@ async def apply_batch(
     if not records:
         return applied
     async with pool.acquire() as conn, conn.transaction():
+        first_offsets: dict[tuple[str, int], int] = {}  # the batch's partitions, each with its lowest offset
+        for r in records:
+            where = (r.topic, r.partition)
+            first_offsets[where] = min(r.offset, first_offsets.get(where, r.offset))
         next_offsets: dict[tuple[str, int], int] = {}
-        for topic, partition in sorted({(r.topic, r.partition) for r in records}):
+        for (topic, partition), first in sorted(first_offsets.items()):
             await conn.execute(_CLAIM, projection, topic, partition)
             stored = await conn.fetchval(_LOCK, projection, topic, partition)
-            first = min(r.offset for r in records if r.topic == topic and r.partition == partition)
             if log_end is not None and first < stored and stored > (end := await log_end(topic, partition)):
                 log.warning("position beyond the end of its partition (the topic was created again): "
                             "the projection restarts it at 0", extra={
