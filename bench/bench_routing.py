@@ -420,6 +420,9 @@ async def routing_load(args: argparse.Namespace, name: str, *, profile: bool = F
                                                   "CALLSTREAM_TICK_INTERVAL_S": TICK_INTERVAL_S[service],
                                                   "CALLSTREAM_INSTANCE": worker},
                        python_options=["-m", "cProfile", "-o", str(work / f"{worker}.prof")] if profile else [])
+        # The router's calls table, in a process of its own (its CPU is in the run's CPU line).
+        load.start("callstream_router.projector", "router-projector",
+                   extra_env={"CALLSTREAM_INSTANCE": "router-projector"})
         if with_workers is not None:
             with_workers(load)
         for service in ("router", "agent-state"):

@@ -25,7 +25,7 @@ COMPOSE = ROOT / "compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
 # Consumers of a group, and the wallboard web side, scale with `docker compose up --scale NAME=N`. The stats
 # aggregator does not (one per tenant: docs/metrics.md).
-SCALABLE = ("router", "agent-state", "stats-web", "dialer")
+SCALABLE = ("router", "router-projector", "agent-state", "stats-web", "dialer")
 SERVICE_ENV = ("CALLSTREAM_KAFKA_BOOTSTRAP", "CALLSTREAM_PG_DSN", "CALLSTREAM_REDIS_URL")
 
 def _check_jsonschema(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -206,7 +206,8 @@ def main() -> int:
         wait_for("the ARI gateway", lambda: get(f"http://127.0.0.1:{GATEWAY_HTTP}/ready").get("ready"), gateway)
         agent_state = worker("agent-state", "callstream_agent_state")
         router = worker("router", "callstream_router")
-        children += [agent_state, router]
+        projector = start("router-projector", ["-m", "callstream_router.projector"])  # the calls table
+        children += [agent_state, router, projector]
         wait_for("the agent-state worker", lambda: asyncio.run(agents_known(settings, len(agents))), agent_state,
                  timeout=90)
         asyncio.run(log_in(settings, agents))
@@ -226,8 +227,8 @@ callstream demo is running (Ctrl-C stops it; logs in {LOGS}/):
                   {INBOUND_RATE:g} calls/s on DID {DID}, talk ~25 s, patience ~45 s; {sim_site.relative_to(ROOT)})
                   counters: curl -u asterisk:asterisk http://127.0.0.1:{SIM_PORT}/_sim/counters
   ari-gateway     pbx1 -> Kafka 127.0.0.1:19092; http://127.0.0.1:{GATEWAY_HTTP}/ready and /metrics
-  ACD             site {SITE.relative_to(ROOT)} (tenant {settings.tenant}); agent-state and router workers;
-                  the agents logged in through cms.commands
+  ACD             site {SITE.relative_to(ROOT)} (tenant {settings.tenant}); agent-state and router workers,
+                  the router's projector (the calls table); the agents logged in through cms.commands
   watch events    .venv/bin/python -m callstream_admin.tail ari.events
   watch calls     .venv/bin/python -m callstream_admin.tail calls
   watch agents    .venv/bin/python -m callstream_admin.tail agents

@@ -195,7 +195,9 @@ async def run_acd(settings: ServiceSettings, empty_database: str, redis_client: 
         agent_state = start_service("callstream_agent_state", settings, empty_database, agent_log,
                                     tmp_path / "agent-state-data")
         router = start_service("callstream_router", settings, empty_database, router_log, tmp_path / "router-data")
-        processes += [agent_state, router]
+        projector = start_service("callstream_router.projector", settings, empty_database,
+                                  tmp_path / "router-projector.log", tmp_path)  # the calls table
+        processes += [agent_state, router, projector]
         workers = {"agent-state": (agent_state, "callstream_agent_state", agent_log),
                    "router": (router, "callstream_router", router_log)}
         # Each worker sends itself ticks once it owns its partitions and has recovered its tables. Inputs start
@@ -299,6 +301,7 @@ async def run_acd(settings: ServiceSettings, empty_database: str, redis_client: 
         assert counters["calls_injected"] == CALLS
         for worker, (process, _, _) in workers.items():
             assert process.poll() is None, f"the {worker} worker exited {where}"
+        assert projector.poll() is None, f"the router's projector exited {where}"
 
         # ---- the calls: each one queued once and ended once, answered-and-completed or abandoned ----
         events = by_call(unique(calls_reader))

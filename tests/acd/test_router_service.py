@@ -247,10 +247,13 @@ async def test_router_routes_inbound_calls_end_to_end(
     metrics_port = free_port()
     router = start_service("callstream_router", settings, empty_database, log_path, tmp_path / "router-data",
                            extra_env={"CALLSTREAM_WEB_PORT": str(metrics_port)})
+    # The calls / call_legs tables: the router's projector, a process of its own.
+    projector_log = tmp_path / "router-projector.log"
+    projector = start_service("callstream_router.projector", settings, empty_database, projector_log, tmp_path)
     gateway = GatewayProcess(settings, sim, PBX, tmp_path).start()
     reader = await TopicReader(settings, TopicName.CALLS, PBX).start()
     calls = Calls(reader)
-    where = f"(router log {log_path}, gateway log {gateway.log_path})"
+    where = f"(router log {log_path}, projector log {projector_log}, gateway log {gateway.log_path})"
     try:
         await gateway.ready()
         tenant = settings.tenant
@@ -348,6 +351,12 @@ async def test_router_routes_inbound_calls_end_to_end(
         os.killpg(router.pid, signal.SIGKILL)
         router.wait(timeout=10)
         router = start_service("callstream_router", settings, empty_database, log_path, tmp_path / "router-data-2")
+        # The projector dies too: its successor resumes from the group's commits, the rows' positions skip
+        # whatever the first one applied after its last commit.
+        assert projector.poll() is None, projector_log.read_text()[-3000:]
+        os.killpg(projector.pid, signal.SIGKILL)
+        projector.wait(timeout=10)
+        projector = start_service("callstream_router.projector", settings, empty_database, projector_log, tmp_path)
         await make_available(store, "a1")
         await until(lambda: calls.of(call5, "call.answered"), timeout=60, what=f"call 5 answered after restart {where}")
         assert calls.of(call5, "call.answered")[0].body.agent_id == "a1"
@@ -387,11 +396,15 @@ async def test_router_routes_inbound_calls_end_to_end(
         ended = await until(lambda: calls.of(call7, "call.ended"), timeout=30, what=f"call 7 repaired {where}")
         assert (ended[0].body.outcome, ended[0].body.hangup_by) == ("failed", "system")
         assert calls.types(call7) == ["call.queued", "call.ended"]
+        row = await until(lambda: ended_row(empty_database, tenant, call7), what=f"call 7 row {where}")
+        assert row["outcome"] == "failed"
         assert router.poll() is None, log_path.read_text()[-3000:]
+        assert projector.poll() is None, projector_log.read_text()[-3000:]
     finally:
         await reader.stop()
         gateway.kill()
         stop(router)
+        stop(projector)
 
 
 async def test_calls_projection_is_idempotent_per_position(empty_database: str) -> None:

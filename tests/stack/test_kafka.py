@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -13,7 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from callstream_common.codec import Message, encode, new_envelope
 from callstream_common.kafka.admin import TopicMismatch, ensure_topics, plan_topics, topic_partitions
-from callstream_common.kafka.consumer import ConsumeLoop, Record, Reject, consumer_options
+from callstream_common.kafka.consumer import BatchConsumeLoop, ConsumeLoop, Record, Reject, consumer_options
 from callstream_common.kafka.producer import Producer
 from callstream_common.messages.calls import CallQueued
 from callstream_common.partitioner import partition_for
@@ -157,6 +158,64 @@ async def test_poison_messages_are_dead_lettered_and_the_consumer_carries_on(set
     assert by_offset[1].value == b"\x00 not json"  # the record itself, unchanged
     assert poison["message_id"] == good_before.message_id.encode()  # original headers kept
     assert dict(by_offset[2].headers)["dlq.reason"] == b"rejected: queue 'closed' does not exist"
+
+
+async def test_a_batch_loop_hands_over_whole_fetches_and_isolates_the_record_at_fault(
+        settings: ServiceSettings) -> None:
+    """BatchConsumeLoop: 40 good events, one undecodable record and one the handler rejects. The batches the
+    handler sees hold many records; the rejected one fails its whole batch, which is then handled one record at a
+    time: that record alone is dead-lettered, every good one handled, everything committed."""
+    await create(settings)
+    calls = topic_name(TopicName.CALLS, settings.topic_prefix)
+    good = [new_envelope(call(n), tenant=settings.tenant, producer="test", pbx_id="pbx-1") for n in range(40)]
+    rejected = new_envelope(call(99, queue="closed"), tenant=settings.tenant, producer="test", pbx_id="pbx-1")
+    headers, _ = encode(good[0])
+    async with Producer(settings.kafka_bootstrap, service="test", client_id="test") as producer:
+        for message in good[:20]:
+            await producer.send(calls, message)
+        await producer.send_raw(calls, key="pbx-1", value=b"\x00 not json", headers=headers)
+        await producer.send(calls, rejected)
+        for message in good[20:]:
+            await producer.send(calls, message)
+
+    sizes: list[int] = []
+    handled: list[str] = []
+
+    async def handler(batch: Sequence[tuple[Message, Record]]) -> None:
+        sizes.append(len(batch))
+        if any(message.body.queue_id == "closed" for message, _ in batch):
+            raise Reject("queue 'closed' does not exist")
+        handled.extend(message.body.call_id for message, _ in batch)
+
+    group = f"{settings.topic_prefix}-batches"
+    producer = Producer(settings.kafka_bootstrap, service="test", client_id="test-dlq")
+    await producer.start()
+    consumer = AIOKafkaConsumer(calls, **consumer_options(settings.kafka_bootstrap, group, "test", 100))
+    await consumer.start()
+    loop = BatchConsumeLoop(consumer, producer, topics={calls: TopicName.CALLS}, handler=handler, service="test")
+    task = asyncio.create_task(loop.run())
+    try:
+        await until(lambda: _eq(committed(settings, group, calls), 42), what="all 42 committed")
+    finally:
+        loop.stop()
+        await task
+        await consumer.stop()
+        await producer.stop()
+    assert sorted(handled) == sorted(m.body.call_id for m in good)  # each good one once: none lost, none twice
+    assert max(sizes) > 1  # whole fetches, not records one by one
+
+    dlq = AIOKafkaConsumer(dlq_name(calls), **consumer_options(settings.kafka_bootstrap, f"{group}-dlq", "t", 10))
+    await dlq.start()
+    try:
+        records = []
+        while len(records) < 2:
+            fetched = await dlq.getmany(timeout_ms=5000)
+            assert fetched, "dead letters did not arrive"
+            records += [r for rs in fetched.values() for r in rs]
+    finally:
+        await dlq.stop()
+    reasons = sorted(dict(r.headers)["dlq.reason"].decode() for r in records)
+    assert reasons[0] == "rejected: queue 'closed' does not exist" and reasons[1].startswith("undecodable: ")
 
 
 async def test_partitioner_agrees_with_kafkas_java_producer(settings: ServiceSettings) -> None:

@@ -7,7 +7,9 @@
 | `cms.commands` | `on_cms` | transfers (blind, attended start/finish); other commands are not the router's |
 | `ari.command-results` | `on_results` | failures of the router's commands (`from_command_result`) |
 | `router.ticks` (internal) | `on_tick` | `due_deadlines` of the partition's PBXs, as Deadline |
-| `calls` | `on_calls` | none: the `calls`/`call_legs` SQL projection of the router's own events, in batches |
+
+The `calls`/`call_legs` SQL projection of the router's own events is not read here: projector.py, a process of
+its own, so that history never holds up routing.
 
 State: one RouterState per PBX in the `router-state` table, keyed by pbx_id. Every source is keyed by pbx_id
 with the same partition count, so a PBX's inputs and its state share one partition (the table's changelog
@@ -38,13 +40,10 @@ from callstream_common.kafka.faust_app import (
     CallstreamApp,
     create_app,
     decoded,
-    decoded_batches,
-    log_end_of,
     source_topic,
 )
 from callstream_common.messages.agents import AgentState, AgentStateChanged
 from callstream_common.messages.ari import GatewayEntityChanged, GatewaySnapshot, RawAriEvent
-from callstream_common.messages.calls import CallEvent
 from callstream_common.messages.cms import TransferAttendedFinish, TransferAttendedStart, TransferBlind
 from callstream_common.messages.commands import AriCommandResult
 from callstream_common.redis_store import create_redis
@@ -53,7 +52,7 @@ from callstream_common.sql import apply_migrations, create_pool, load_migrations
 from callstream_common.sql.migrations_runner import COMMON_MIGRATIONS
 from callstream_common.topics import TopicName, topic_name
 
-from callstream_router import ids, projection
+from callstream_router import ids
 from callstream_router.backlog import Backlog
 from callstream_router.inputs import (
     ARI_TYPES,
@@ -74,9 +73,6 @@ log = logging.getLogger(__name__)
 
 TICKS = "router.ticks"
 TICKS_RETENTION_S = 3600.0  # a tick is worth nothing once the next one is there
-# The calls projection takes up to this many events per transaction, waiting at most this long for them.
-PROJECTION_BATCH = 500
-PROJECTION_WITHIN_S = 0.25
 
 
 def origin_of(event: EventT[Any]) -> str:
@@ -116,8 +112,7 @@ async def open_runtime(settings: RouterSettings, stack: AsyncExitStack) -> Runti
     pool = await create_pool(settings)
     stack.push_async_callback(pool.close)
     async with pool.acquire() as conn:
-        for component, folder in (("common", COMMON_MIGRATIONS), (CONFIG_COMPONENT, CONFIG_MIGRATIONS),
-                                  (projection.COMPONENT, projection.MIGRATIONS)):
+        for component, folder in (("common", COMMON_MIGRATIONS), (CONFIG_COMPONENT, CONFIG_MIGRATIONS)):
             await apply_migrations(conn, component, load_migrations(folder), service=settings.service)
         site = await load_config(conn, settings.tenant)
     redis = create_redis(settings)
@@ -136,7 +131,6 @@ def build(settings: RouterSettings) -> CallstreamApp:
     agents = source_topic(app, settings, TopicName.AGENTS)
     cms = source_topic(app, settings, TopicName.CMS_COMMANDS)
     results = source_topic(app, settings, TopicName.ARI_COMMAND_RESULTS)
-    calls = source_topic(app, settings, TopicName.CALLS)
     ticks = app.topic(topic_name(TICKS, settings.topic_prefix), key_type=bytes, value_type=bytes,
                       key_serializer="raw", value_serializer="raw", partitions=settings.pbx_partitions,
                       retention=TICKS_RETENTION_S, internal=True)
@@ -156,7 +150,6 @@ def build(settings: RouterSettings) -> CallstreamApp:
         tenant=settings.tenant, producer=settings.producer_id, partitions=settings.pbx_partitions,
         emit_commands=settings.emit_commands, generation=lambda: int(app.consumer_generation_id), stores=stores)
     service = settings.service
-    log_end = log_end_of(app)  # the projection's check for positions left by a deleted topic
     backlog = Backlog(settings.deadline_backlog_slack)
     ari_topic = ari.get_topic_name()
 
@@ -209,18 +202,6 @@ def build(settings: RouterSettings) -> CallstreamApp:
     async def on_tick(stream: StreamT[Any]) -> None:
         async for event in stream.events():
             await processor.tick(event.message.partition, time_of(event), causation=origin_of(event))
-
-    @app.agent(calls)
-    async def on_calls(stream: StreamT[Any]) -> None:
-        # In batches: the projection is history, not routing; a transaction per batch rather than per event.
-        async for batch in decoded_batches(app, stream, topic=TopicName.CALLS, service=service,
-                                           max_records=PROJECTION_BATCH, within_s=PROJECTION_WITHIN_S):
-            records = [projection.Projected(message.tenant, message.pbx_id, event.message.topic,
-                                            event.message.partition, event.message.offset, message.body)
-                       for message, event in batch
-                       if isinstance(message.body, CallEvent) and message.pbx_id is not None]
-            runtime = await processor.runtime()
-            await projection.project_batch(runtime.pool, records, log_end=log_end)
 
     async def tick() -> None:
         if not processor.ready:

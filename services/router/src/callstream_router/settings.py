@@ -34,3 +34,13 @@ class RouterSettings(ServiceSettings):
         description="How long Kafka waits for a silent worker before moving its PBXs to another one.")
     web_port: int = Field(default=0, ge=0, le=65535, description="faust's web server (/metrics); 0: off.")
     datadir: str | None = Field(default=None, description="faust's data directory; default: beside the cwd.")
+
+
+class ProjectorSettings(ServiceSettings):
+    service: str = Field(default="router-projector", description="Service name, used in producer ids and logs.")
+    batch_size: int = Field(default=500, ge=1, le=10_000,
+                            description="Call events per fetch, applied in one SQL transaction.")
+    fetch_wait_ms: int = Field(
+        default=250, ge=0, le=5000,
+        description="How long the broker may hold a fetch to fill it: more events per transaction (fewer WAL "
+        "flushes) for at most this much more lag of the tables.")

@@ -1,7 +1,8 @@
 """The consume loop for aiokafka consumers: decode, validate, handle, then commit.
 
-Used where a service drives aiokafka itself (the gateway's command reader, tools, tests); the stream
-processors get the same steps from faust (see faust_app.py). The rules:
+Used where a service drives aiokafka itself (the stats aggregator, the router's calls projector, tools, tests);
+the stream processors get the same steps from faust (see faust_app.py). ConsumeLoop hands the handler one record
+at a time, BatchConsumeLoop a whole fetch. The rules:
 - offsets are committed only after the handler's effects are done (at-least-once), per partition, per batch;
 - a record that does not decode, or that the handler rejects, goes to `<topic>.dlq` with the reason, and the
   loop carries on with the next one;
@@ -16,13 +17,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeAlias
 
 import asyncpg
 import redis.exceptions
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import CommitFailedError, KafkaError
 
 from callstream_common import metrics
 from callstream_common.codec import Codec, DecodeError, Message
@@ -119,13 +120,23 @@ class ConsumeLoop:
         return last
 
     async def _process(self, record: Record) -> None:
-        topic = self._topics[record.topic]
+        message = await self._decode(record)
+        if message is not None:
+            await self._handle(message, record)
+
+    async def _decode(self, record: Record) -> Message | None:
+        """The record's message; None when it does not decode (it is dead-lettered)."""
         try:
-            message = self._codec.decode(topic, record.headers, record.value)
+            message = self._codec.decode(self._topics[record.topic], record.headers, record.value)
         except DecodeError as exc:
             await self._dead_letter(record, f"undecodable: {exc}")
-            return
+            return None
         metrics.MESSAGES_CONSUMED.labels(self._service, record.topic, message.type).inc()
+        return message
+
+    async def _handle(self, message: Message, record: Record) -> None:
+        """Run the handler on one record: transient failures retried for as long as they last, others a few
+        times, then dead-lettered."""
         attempt = 0
         while True:
             attempt += 1
@@ -166,3 +177,108 @@ class ConsumeLoop:
         if end is not None:
             position = await self._consumer.position(tp)
             metrics.CONSUMER_LAG.labels(self._service, tp.topic, str(tp.partition)).set(max(0, end - position))
+
+
+BatchHandler = Callable[[Sequence[tuple[Message, Record]]], Awaitable[None]]
+
+
+class BatchConsumeLoop(ConsumeLoop):
+    """The consume loop for handlers whose cost is per call, not per record (one SQL transaction per batch):
+    each fetch, every partition's records in it, goes to the handler at once, in the order fetched.
+
+    - records that do not decode are dead-lettered first; the rest are handled together;
+    - a transient failure retries the whole batch for as long as it lasts;
+    - any other failure (or a Reject) retries it a few times, then hands the batch's records to the handler one
+      at a time, through the per-record path of ConsumeLoop: only the record at fault is dead-lettered;
+    - then every partition of the fetch is committed.
+    A batch can be handled more than once (a retry, the fallback, a redelivery after a rebalance): the handler
+    must be idempotent per record, as every at-least-once handler must.
+    """
+
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        producer: Producer,
+        *,
+        topics: Mapping[str, TopicName],
+        handler: BatchHandler,
+        service: str,
+        codec: Codec | None = None,
+        batch_size: int = 500,
+        handler_attempts: int = 3,
+        max_backoff_s: float = 5.0,
+    ) -> None:
+        async def one_at_a_time(message: Message, record: Record) -> None:
+            await handler([(message, record)])
+
+        super().__init__(consumer, producer, topics=topics, handler=one_at_a_time, service=service, codec=codec,
+                         batch_size=batch_size, handler_attempts=handler_attempts, max_backoff_s=max_backoff_s)
+        self._batch_handler = handler
+
+    async def run(self) -> None:
+        while not self._stop.is_set():
+            fetched: dict[TopicPartition, list[Record]] = await self._consumer.getmany(
+                timeout_ms=200, max_records=self._batch_size)
+            fetched = {tp: records for tp, records in fetched.items() if records}
+            if not fetched:
+                continue
+            try:
+                await self._process_batch([record for records in fetched.values() for record in records])
+            except Stopping:
+                for tp, records in fetched.items():  # seen again by a restart (or a later fetch)
+                    self._consumer.seek(tp, records[0].offset)
+                break
+            await self._commit({tp: records[-1].offset + 1 for tp, records in fetched.items()})
+            for tp in fetched:
+                await self._report_lag(tp)
+
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        try:
+            await self._consumer.commit(offsets)
+        except CommitFailedError as exc:
+            # The group moved these partitions elsewhere meanwhile: their next owner reads the batch again
+            # from the last commit, and the handler's idempotence makes that harmless.
+            log.warning("commit refused after a rebalance: the partitions' next owner re-reads the batch: %s", exc)
+
+    async def _process_batch(self, records: list[Record]) -> None:
+        batch: list[tuple[Message, Record]] = []
+        for record in records:
+            message = await self._decode(record)
+            if message is not None:
+                batch.append((message, record))
+        if not batch:
+            return
+        metrics.IN_FLIGHT.labels(self._service).set(len(batch))
+        try:
+            handled = await self._try_batch(batch)
+        finally:
+            metrics.IN_FLIGHT.labels(self._service).set(0)
+        if not handled:
+            for message, record in batch:
+                await self._handle(message, record)
+
+    async def _try_batch(self, batch: list[tuple[Message, Record]]) -> bool:
+        """True once the handler took the batch; False when it must be handled one record at a time."""
+        attempt = 0
+        while True:
+            attempt += 1
+            started = time.perf_counter()
+            try:
+                await self._batch_handler(batch)
+            except Reject as exc:
+                log.warning("batch of %d rejected (%s): handling its records one at a time", len(batch), exc)
+                return False
+            except TRANSIENT_ERRORS as exc:
+                log.warning("transient failure on a batch of %d (attempt %d): %r", len(batch), attempt, exc)
+            except Exception:  # noqa: BLE001 - one bad record must not stop the others
+                if attempt >= self._handler_attempts:
+                    log.exception("batch of %d failed %d times: handling its records one at a time",
+                                  len(batch), attempt)
+                    return False
+                log.exception("handler error on a batch of %d (attempt %d)", len(batch), attempt)
+            else:
+                per_record = (time.perf_counter() - started) / len(batch)
+                for topic in {record.topic for _, record in batch}:
+                    metrics.HANDLER_LATENCY.labels(self._service, topic).observe(per_record)
+                return True
+            await self._backoff(attempt)
