@@ -4,6 +4,8 @@ After each message it publishes the PBX's running count, so a test can see that 
 from the table's changelog (the count goes on) rather than from zero. Settings come from CALLSTREAM_*.
 COUNTER_HOLD_COMMITS=<path>: a commit barrier that holds every offset commit while <path> exists, and creates
 <path>.asked when a commit is first held (a test of the app's commit barriers).
+COUNTER_ARI=1: it also reads `ari.events`, wanting StasisStart only (the rest passed over by the consumer), and
+takes 50 ms over each StasisStart, publishing the running count under the key `ari`.
 Run: python tests/apps/counter_app.py worker
 """
 
@@ -43,6 +45,18 @@ def build(settings: ServiceSettings) -> CallstreamApp:
             counts[pbx] += 1
             await out.send(key=pbx, value=orjson.dumps(
                 {"pbx": pbx.decode(), "count": counts[pbx], "call": message.body.call_id}))
+
+    if os.environ.get("COUNTER_ARI"):
+        ari = source_topic(app, settings, TopicName.ARI_EVENTS)
+        started: list[str] = []
+
+        @app.agent(ari)
+        async def count_starts(stream):  # type: ignore[no-untyped-def]
+            async for message, _event in decoded(app, stream, topic=TopicName.ARI_EVENTS, service=settings.service,
+                                                 ari_types={"StasisStart"}):
+                await asyncio.sleep(0.05)  # records passed over meanwhile wait for this one (pass_over.py)
+                started.append(message.message_id)
+                await out.send(key=b"ari", value=orjson.dumps({"pbx": "ari", "count": len(started), "call": ""}))
 
     hold = os.environ.get("COUNTER_HOLD_COMMITS")
     if hold:

@@ -61,10 +61,10 @@ class Outputs:
     async def run(self) -> None:
         async for record in self._consumer:
             value = orjson.loads(record.value)
-            self.seen[value["pbx"]].append(value["count"])
+            self.seen.setdefault(value["pbx"], []).append(value["count"])
 
     def last(self) -> dict[str, int | None]:
-        return {pbx: (counts[-1] if counts else None) for pbx, counts in self.seen.items()}
+        return {pbx: (counts[-1] if counts else None) for pbx, counts in self.seen.items() if pbx in PBXS}
 
 
 @pytest.fixture
@@ -179,6 +179,38 @@ async def test_no_offset_is_committed_while_a_commit_barrier_holds(
         assert await committed(settings, calls) == 0  # the records are handled, their offsets held back
         hold.unlink()
         await until(lambda: _equals(committed(settings, calls), 9), timeout=30, what="offsets committed")
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=10)
+
+
+async def test_ari_events_passed_over_by_the_consumer_are_committed_behind_the_ones_handled(
+    settings: ServiceSettings, outputs: Outputs, tmp_path: Path
+) -> None:
+    """60 raw ARI events on one PBX, one in four a StasisStart the worker wants (and takes 50 ms over): the other
+    45 never reach its stream, and every offset is committed once the wanted ones are handled — none ahead of
+    a record still in hand (no gap for the worker to heal, no record read twice)."""
+    await calls_topic(settings)
+    ari = topic_name(TopicName.ARI_EVENTS, settings.topic_prefix)
+    log_path = f"{tmp_path}/worker.log"
+    worker = start_worker(settings, log_path, {"COUNTER_ARI": "1"})
+    try:
+        await worker_ready(log_path, 1)
+        async with Producer(settings.kafka_bootstrap, service="test", client_id="test") as producer:
+            for n in range(60):
+                kind = "StasisStart" if n % 4 == 0 else "ChannelVarset"
+                headers = [("schema_version", b"1"), ("type", b"ari.event"), ("tenant", settings.tenant.encode()),
+                           ("pbx_id", b"pbx-a"), ("producer", b"test"), ("message_id", f"m{n}".encode()),
+                           ("produced_at", b"2026-11-27T09:00:00.000000Z"), ("ari_type", kind.encode())]
+                body = orjson.dumps({"type": kind, "application": "callstream",
+                                     "timestamp": "2026-11-27T09:00:00.000+0000"})
+                await producer.send_raw(ari, key="pbx-a", value=body, headers=headers)
+        await until(lambda: outputs.seen.get("ari", [])[-1:] == [15], timeout=90, what=f"15 StasisStart counted (log {log_path})")
+        await until(lambda: _equals(committed(settings, ari), 60), timeout=30, what="all 60 offsets committed")
+        text = Path(log_path).read_text()
+        assert "passes over the stream's unwanted ARI events" in text
+        assert "stuck behind a record never processed" not in text and "skipped by the fetch" not in text
+        assert outputs.seen["ari"] == list(range(1, 16))  # each StasisStart handled once
     finally:
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(timeout=10)

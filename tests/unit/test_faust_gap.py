@@ -3,7 +3,8 @@ router killed mid-run exercises them against Kafka)."""
 
 from __future__ import annotations
 
-from callstream_common.kafka.faust_app import head_gap, passed_over
+from callstream_common.kafka.faust_app import head_gap
+from callstream_common.kafka.pass_over import passed_over
 
 
 def test_a_run_starting_at_the_committed_offset_is_no_gap() -> None:

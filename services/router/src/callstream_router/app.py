@@ -163,8 +163,8 @@ def build(settings: RouterSettings) -> CallstreamApp:
 
     app.task(resources)
 
-    def read(event: EventT[Any]) -> None:
-        backlog.processed(event.message.partition, event.message.offset)
+    def read(partition: int, offset: int) -> None:
+        backlog.processed(partition, offset)
 
     @app.agent(ari)
     async def on_ari(stream: StreamT[Any]) -> None:
@@ -173,7 +173,7 @@ def build(settings: RouterSettings) -> CallstreamApp:
             origin, now = origin_of(event), time_of(event)
             await processor.handle(event.message.partition, message.pbx_id, now,
                                    ari_input(message.body, origin, now), causation=origin)
-            read(event)
+            read(event.message.partition, event.message.offset)
 
     @app.agent(agents)
     async def on_agents(stream: StreamT[Any]) -> None:

@@ -16,12 +16,13 @@ What does not decode is dead-lettered to `<topic>.dlq` with the reason, and the 
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
-from typing import Any
+from typing import Any, TypeAlias, cast
 
 import faust
 from faust import web
@@ -35,17 +36,19 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from callstream_common import metrics
 from callstream_common.codec import Codec, DecodeError, Message
-from callstream_common.envelope import H_ARI_TYPE
 from callstream_common.kafka.admin import PlannedTopic, ensure_topics
 from callstream_common.kafka.changelog_hold import ChangelogHold
 from callstream_common.kafka.delivery_order import DeliveryOrder, Verdict
 from callstream_common.kafka.dlq import dead_letter
+from callstream_common.kafka.pass_over import InOrderAcks, PassOverRule, passed_over
 from callstream_common.kafka.unacknowledged import Unacknowledged
 from callstream_common.settings import ServiceSettings
 from callstream_common.stall_watch import STALL_WATCH_ENV, StallWatch
 from callstream_common.topics import TopicName, spec, topic_name
 
 log = logging.getLogger(__name__)
+
+Headers: TypeAlias = Sequence[tuple[str, bytes]]
 
 
 class _IdempotentProducer(faust_aiokafka.Producer):
@@ -204,6 +207,7 @@ class _Consumer(faust_aiokafka.Consumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._order = DeliveryOrder()
+        self._passed: InOrderAcks[Any] = InOrderAcks()  # records passed over here (pass_over.py)
 
     def ack(self, message: Any) -> bool:
         if message.generation_id != self.app.consumer_generation_id or not self.app.flow_control.is_active():
@@ -215,6 +219,13 @@ class _Consumer(faust_aiokafka.Consumer):
             return False
         acked: bool = super().ack(message)
         return acked
+
+    def release_passed(self, message: Any) -> None:
+        """`message`, delivered to a stream, is acked: the records passed over behind it that waited for it
+        (pass_over.py) are acked now. Told by _PassedOverRelease: faust's compiled stream iterator acks without
+        calling `ack`."""
+        for held in self._passed.done(message.tp, message.offset):
+            super().ack(held)
 
     def pause_partitions(self, tps: Any) -> None:
         super().pause_partitions(tps)
@@ -245,10 +256,12 @@ class _Consumer(faust_aiokafka.Consumer):
         await super().perform_seek()
         for tp in self.assignment():
             self._order.restart_at(tp, self._read_offset[tp])
+            self._passed.reset(tp)
 
     async def seek(self, partition: Any, offset: int) -> None:
         await super().seek(partition, offset)
         self._order.restart_at(partition, offset)
+        self._passed.reset(partition)
 
     async def _drain_messages(self, fetcher: Any) -> None:
         """faust's delivery loop (run by its Fetcher), handing records to the streams strictly in offset order
@@ -257,6 +270,8 @@ class _Consumer(faust_aiokafka.Consumer):
         fetcher_stopped = fetcher._stopped.is_set
         order = self._order
         acks_enabled_for = self.app.topics.acks_enabled_for
+        rules: dict[str, PassOverRule] = getattr(self.app, "pass_over_rules", {})
+        passed = self._passed
         since_yield = 0
         try:
             while not (self._stopped.is_set() or fetcher_stopped()):
@@ -283,11 +298,21 @@ class _Consumer(faust_aiokafka.Consumer):
                         await self._seek_back(tp, order.expected(tp), message.offset)
                     if verdict is not Verdict.DELIVER:
                         continue
+                    rule = rules.get(message.topic) if acking else None
+                    # aiokafka's headers: a tuple of (name, value) pairs.
+                    if rule is not None and passed_over(cast(Headers, message.headers or ()), rule.ari_types):
+                        self._read_offset[tp] = message.offset
+                        order.delivered(tp, message.offset)
+                        rule.passed(tp.partition, message.offset)
+                        if passed.passed_over(tp, message):
+                            super().ack(message)
+                        continue
                     delivery = callback(message)
                     outcome = await self.wait_first(delivery, self.suspend_flow.wait())
                     if delivery in outcome.done:
                         self._read_offset[tp] = message.offset
                         order.delivered(tp, message.offset)
+                        passed.delivered(tp, message.offset)
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if not self.transport.app.should_stop:
@@ -365,6 +390,8 @@ class CallstreamApp(faust.App):
         self.commit_barriers: list[Callable[[], Awaitable[None]]] = []
         # Set by a worker whose handlers do not wait for their records before writing tables (agent-state).
         self.changelog_hold: ChangelogHold | None = None
+        # topic -> what its one stream passes over, judged by the consumer before delivery (pass_over.py).
+        self.pass_over_rules: dict[str, PassOverRule] = {}
 
     def _new_transport(self) -> Any:
         return _Transport(self.conf.broker_consumer, self)
@@ -427,6 +454,7 @@ def create_app(
     options.update(overrides)
     app = CallstreamApp(app_id, **options)
     app.fetch_batching = fetch_batching
+    app.sensors.add(_PassedOverRelease(app))
     app.service_name = settings.service
     healer = GapHealer(app, settings.service)
     app.timer(GAP_CHECK_S, name=f"{app_id}.gap-healer")(healer.check)
@@ -436,6 +464,22 @@ def create_app(
     if stall_watch_ms:
         app.task(StallWatch(float(stall_watch_ms) / 1000).run)
     return app
+
+
+class _PassedOverRelease(faust.Sensor):
+    """Tells the consumer of every record its streams are done with, on the topics whose unwanted records it
+    passes over itself: faust calls a sensor's `on_message_out` once a record's last stream acked it, in its
+    compiled stream iterator too (which acks inline, never through `Consumer.ack`)."""
+
+    def __init__(self, app: CallstreamApp) -> None:
+        super().__init__()
+        self._app = app
+
+    def on_message_out(self, tp: TP, offset: int, message: Any) -> None:
+        if message.topic in self._app.pass_over_rules:
+            consumer = self._app.consumer
+            if isinstance(consumer, _Consumer):
+                consumer.release_passed(message)
 
 
 def serve_metrics(app: faust.App) -> None:
@@ -536,15 +580,6 @@ def source_topic(app: faust.App, settings: ServiceSettings, name: TopicName) -> 
     )
 
 
-def passed_over(headers: Sequence[tuple[str, bytes]], ari_types: Collection[str]) -> bool:
-    """True for a raw ARI event whose `ari_type` header names a type not in `ari_types`. A record without the
-    header (an older gateway, a gateway message) is not passed over: it is decoded and judged as before."""
-    for name, value in headers:
-        if name == H_ARI_TYPE:
-            return value.decode("utf-8", "replace") not in ari_types
-    return False
-
-
 class _Decoder:
     """Decodes the events of one stream: dead-letters what does not decode, counts and times what does."""
 
@@ -560,8 +595,8 @@ class _Decoder:
         raw: Any = event.message.headers
         return list(raw.items()) if isinstance(raw, dict) else list(raw or [])
 
-    def count_passed_over(self, event: EventT[Any]) -> None:
-        self._children(metrics.MESSAGES_PASSED_OVER, self._service, event.message.topic).inc()
+    def count_passed_over(self, topic: str) -> None:
+        self._children(metrics.MESSAGES_PASSED_OVER, self._service, topic).inc()
 
     async def message(self, event: EventT[Any], headers: list[tuple[str, bytes]]) -> Message | None:
         """The event's message, or None once it is dead-lettered with the reason."""
@@ -595,22 +630,30 @@ class _Decoder:
 
 async def decoded(
     app: faust.App, stream: StreamT[Any], *, topic: TopicName, service: str, codec: Codec | None = None,
-    ari_types: Collection[str] | None = None, on_passed_over: Callable[[EventT[Any]], None] | None = None,
+    ari_types: Collection[str] | None = None, on_passed_over: Callable[[int, int], None] | None = None,
 ) -> AsyncIterator[tuple[Message, EventT[Any]]]:
     """(message, event) for every event of `stream` that decodes; the rest go to the dead-letter topic.
 
     `ari_types`: the ARI event types the caller handles; other raw ARI events are passed over without being
-    decoded (most of `ari.events` is of no interest to a given service, and decoding is most of its cost), and
-    `on_passed_over` is told of each (a caller that tracks how far it has read counts them as read).
+    decoded, by the worker's consumer before they reach the stream when this stream is the topic's only reader
+    (pass_over.py), else here; `on_passed_over` is told of each, as (partition, offset): a caller that tracks
+    how far it has read counts them as read.
     An event is acked when the consumer asks for the next one, i.e. after its handler's effects.
     """
     decoder = _Decoder(app, topic, service, codec)
+    if ari_types is not None:
+        wanted = frozenset(ari_types)
+
+        def passed(partition: int, offset: int, name: str) -> None:
+            decoder.count_passed_over(name)
+            if on_passed_over is not None:
+                on_passed_over(partition, offset)
+
+        _pass_over_at_consumer(app, stream, wanted, passed)
     async for event in stream.events():
         headers = decoder.headers(event)
         if ari_types is not None and passed_over(headers, ari_types):
-            decoder.count_passed_over(event)
-            if on_passed_over is not None:
-                on_passed_over(event)
+            passed(event.message.partition, event.message.offset, event.message.topic)
             continue
         message = await decoder.message(event, headers)
         if message is None:
@@ -620,6 +663,27 @@ async def decoded(
         started = time.perf_counter()
         yield message, event
         histogram.observe(time.perf_counter() - started)
+
+
+def _passed_on(passed: Callable[[int, int, str], None], topic: str, partition: int, offset: int) -> None:
+    passed(partition, offset, topic)
+
+
+def _pass_over_at_consumer(app: faust.App, stream: StreamT[Any], ari_types: frozenset[str],
+                           passed: Callable[[int, int, str], None]) -> None:
+    """Hands the stream's rule to the consumer (CallstreamApp.pass_over_rules) for each topic this stream is the
+    only reader of: a record another agent reads must reach it whatever this one wants."""
+    rules: dict[str, PassOverRule] | None = getattr(app, "pass_over_rules", None)
+    channel = stream.channel
+    if rules is None or not isinstance(channel, faust.Topic):
+        return
+    for name in channel.topics:
+        readers = [agent for agent in app.agents.values()
+                   if isinstance(agent.channel, faust.Topic) and name in agent.channel.topics]
+        if len(readers) == 1 and name not in rules:
+            rules[name] = PassOverRule(ari_types, functools.partial(_passed_on, passed, name))
+            log.info("the consumer passes over the stream's unwanted ARI events", extra={
+                "topic": name, "ari_types": sorted(ari_types)})
 
 
 async def decoded_batches(
