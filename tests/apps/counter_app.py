@@ -20,6 +20,7 @@ from pathlib import Path
 import orjson
 
 from callstream_common.kafka.faust_app import CallstreamApp, create_app, decoded, prepare_topics, source_topic
+from callstream_common.kafka.pass_over import ari_types
 from callstream_common.logs import setup_logging
 from callstream_common.settings import ServiceSettings, load_settings
 from callstream_common.topics import TopicName
@@ -53,7 +54,7 @@ def build(settings: ServiceSettings) -> CallstreamApp:
         @app.agent(ari)
         async def count_starts(stream):  # type: ignore[no-untyped-def]
             async for message, _event in decoded(app, stream, topic=TopicName.ARI_EVENTS, service=settings.service,
-                                                 ari_types={"StasisStart"}):
+                                                 wanted=ari_types({"StasisStart"})):
                 await asyncio.sleep(0.05)  # records passed over meanwhile wait for this one (pass_over.py)
                 started.append(message.message_id)
                 await out.send(key=b"ari", value=orjson.dumps({"pbx": "ari", "count": len(started), "call": ""}))

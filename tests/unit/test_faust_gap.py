@@ -4,7 +4,6 @@ router killed mid-run exercises them against Kafka)."""
 from __future__ import annotations
 
 from callstream_common.kafka.faust_app import head_gap
-from callstream_common.kafka.pass_over import passed_over
 
 
 def test_a_run_starting_at_the_committed_offset_is_no_gap() -> None:
@@ -18,15 +17,3 @@ def test_a_missing_record_at_the_committed_offset_is_a_gap() -> None:
     # faust itself would commit 102 here (it tolerates one missing record): the record at 100 would be lost.
     assert head_gap(100, [101, 102])
     assert head_gap(100, [105, 103])
-
-
-def test_raw_ari_events_of_other_types_are_passed_over_and_records_without_the_header_are_not() -> None:
-    wanted = {"StasisStart", "EndpointStateChange"}
-    envelope = [("type", b"ari.event"), ("tenant", b"t")]
-    assert passed_over([*envelope, ("ari_type", b"ChannelVarset")], wanted)
-    assert not passed_over([*envelope, ("ari_type", b"StasisStart")], wanted)
-    # An older gateway's record, or a gateway message: decoded and judged by the handler as before.
-    assert not passed_over(envelope, wanted)
-    assert not passed_over([("type", b"gateway.snapshot")], wanted)
-    # Nothing wanted: every typed raw event is passed over.
-    assert passed_over([("ari_type", b"StasisStart")], ())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callstream_common.kafka.pass_over import InOrderAcks, passed_over
+from callstream_common.kafka.pass_over import InOrderAcks, ari_types, hinted
 
 P = ("ari.events", 0)
 
@@ -81,8 +81,29 @@ def test_no_passed_over_record_is_acked_before_a_record_delivered_earlier_is_don
     assert acks.holding(P) == 0
 
 
-def test_only_raw_ari_events_of_unwanted_types_are_passed_over() -> None:
-    wanted = {"StasisStart"}
-    assert passed_over([("type", b"ari.event"), ("ari_type", b"ChannelVarset")], wanted)
-    assert not passed_over([("ari_type", b"StasisStart")], wanted)
-    assert not passed_over([("type", b"gateway.snapshot")], wanted)
+def test_records_are_passed_over_by_their_header_and_those_without_it_are_not() -> None:
+    wanted = ari_types({"StasisStart"})
+    assert wanted.passes_over([("type", b"ari.event"), ("ari_type", b"ChannelVarset")])
+    assert not wanted.passes_over([("ari_type", b"StasisStart")])
+    assert not wanted.passes_over([("type", b"gateway.snapshot")])
+    failures = hinted({"error", "expired", "rejected"})
+    assert failures.passes_over([("type", b"ari.command-result"), ("hint", b"ok")])
+    assert not failures.passes_over([("hint", b"error")])
+    assert not failures.passes_over([("type", b"ari.command-result")])  # an older gateway: decoded, judged after
+
+
+def test_the_bodies_that_name_a_hint_carry_it_in_a_header() -> None:
+    from datetime import UTC, datetime
+
+    from callstream_common.codec import encode, new_envelope
+    from callstream_common.messages.agents import AgentState, AgentStateChanged
+    from callstream_common.messages.calls import CallQueued
+    from callstream_common.messages.commands import AriCommandResult
+
+    at = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+    result = AriCommandResult(command_id="c1", op="originate", outcome="ok", executed_at=at, duration_ms=2.0)
+    freed = AgentStateChanged(agent_id="a1", at=at, state=AgentState.AVAILABLE, previous_state=AgentState.WRAP_UP)
+    queued = CallQueued(call_id="k1", at=at, queue_id="q", channel_id="ch", waiting_since=at)
+    hints = [dict(encode(new_envelope(body, tenant="t", producer="p"))[0]).get("hint")
+             for body in (result, freed, queued)]
+    assert hints == [b"ok", b"available", None]

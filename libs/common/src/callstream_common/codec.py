@@ -13,6 +13,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from callstream_common.envelope import (
     Envelope,
+    H_HINT,
     EnvelopeError,
     Headers,
     envelope_fields,
@@ -69,8 +70,14 @@ def encode_value(body: AnyBody) -> bytes:
 
 
 def encode(message: Message) -> tuple[list[tuple[str, bytes]], bytes]:
-    """(headers, value) of the Kafka record for `message`."""
-    return message.headers(), encode_value(message.body)
+    """(headers, value) of the Kafka record for `message`: the envelope's headers, and the body's hint."""
+    headers = message.headers()
+    body = message.body
+    if isinstance(body, Body):
+        hint = body.hint()
+        if hint is not None:
+            headers.append((H_HINT, hint.encode()))
+    return headers, encode_value(body)
 
 
 class Codec:

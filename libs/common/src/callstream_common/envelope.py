@@ -30,8 +30,11 @@ H_PRODUCER = "producer"
 H_CAUSATION_ID = "causation_id"
 H_SEQ = "seq"
 # Not part of the envelope: on a raw ARI event (type ari.event), the ARI event's own type, as the gateway read
-# it, so a consumer can pass over the types it ignores without decoding the body (see kafka/faust_app.decoded).
+# it, so a consumer can pass over the types it ignores without decoding the body (see kafka/pass_over.py).
 H_ARI_TYPE = "ari_type"
+# Not part of the envelope either: on the bodies that name one (Body.HINT_FIELD), that field's value, for the
+# same purpose (an ari.command-result's outcome, an agent.state-changed's new state).
+H_HINT = "hint"
 ENVELOPE_HEADERS = (
     H_SCHEMA_VERSION,
     H_MESSAGE_ID,

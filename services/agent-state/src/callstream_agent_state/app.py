@@ -37,6 +37,7 @@ from callstream_common.kafka.faust_app import (
     log_end_of,
     source_topic,
 )
+from callstream_common.kafka.pass_over import ari_types
 from callstream_common.messages.agents import AgentLoggedIn, AgentLoggedOut, AgentStateChanged
 from callstream_common.messages.ari import GatewaySnapshot, RawAriEvent
 from callstream_common.topics import TopicName, topic_name
@@ -140,7 +141,7 @@ def build(settings: AgentStateSettings) -> CallstreamApp:
     @app.agent(ari)
     async def on_ari(stream: StreamT[Any]) -> None:
         async for message, event in decoded(app, stream, topic=TopicName.ARI_EVENTS, service=service,
-                                            ari_types={REGISTRATION_EVENT}):
+                                            wanted=ari_types({REGISTRATION_EVENT})):
             body = message.body
             if isinstance(body, RawAriEvent):
                 registrations = ari_registrations(body, None)

@@ -42,6 +42,7 @@ from callstream_common.kafka.faust_app import (
     decoded,
     source_topic,
 )
+from callstream_common.kafka.pass_over import ari_types, hinted
 from callstream_common.messages.agents import AgentState, AgentStateChanged
 from callstream_common.messages.ari import GatewayEntityChanged, GatewaySnapshot, RawAriEvent
 from callstream_common.messages.cms import TransferAttendedFinish, TransferAttendedStart, TransferBlind
@@ -73,6 +74,10 @@ log = logging.getLogger(__name__)
 
 TICKS = "router.ticks"
 TICKS_RETENTION_S = 3600.0  # a tick is worth nothing once the next one is there
+# Passed over by the consumer, undecoded (kafka/pass_over.py): of `agents` all but the agents made available
+# (agents_input), of `ari.command-results` the successes (from_command_result).
+AGENTS_WANTED = hinted({AgentState.AVAILABLE.value})
+RESULTS_WANTED = hinted({"error", "expired", "rejected"})
 
 
 def origin_of(event: EventT[Any]) -> str:
@@ -169,7 +174,7 @@ def build(settings: RouterSettings) -> CallstreamApp:
     @app.agent(ari)
     async def on_ari(stream: StreamT[Any]) -> None:
         async for message, event in decoded(app, stream, topic=TopicName.ARI_EVENTS, service=service,
-                                            ari_types=ARI_TYPES, on_passed_over=read):
+                                            wanted=ari_types(ARI_TYPES), on_passed_over=read):
             origin, now = origin_of(event), time_of(event)
             await processor.handle(event.message.partition, message.pbx_id, now,
                                    ari_input(message.body, origin, now), causation=origin)
@@ -177,7 +182,8 @@ def build(settings: RouterSettings) -> CallstreamApp:
 
     @app.agent(agents)
     async def on_agents(stream: StreamT[Any]) -> None:
-        async for message, event in decoded(app, stream, topic=TopicName.AGENTS, service=service):
+        async for message, event in decoded(app, stream, topic=TopicName.AGENTS, service=service,
+                                            wanted=AGENTS_WANTED):
             origin = origin_of(event)
             await processor.handle(event.message.partition, message.pbx_id, time_of(event),
                                    agents_input(message.body, origin), causation=origin)
@@ -191,7 +197,8 @@ def build(settings: RouterSettings) -> CallstreamApp:
 
     @app.agent(results)
     async def on_results(stream: StreamT[Any]) -> None:
-        async for message, event in decoded(app, stream, topic=TopicName.ARI_COMMAND_RESULTS, service=service):
+        async for message, event in decoded(app, stream, topic=TopicName.ARI_COMMAND_RESULTS, service=service,
+                                            wanted=RESULTS_WANTED):
             body = message.body
             if isinstance(body, AriCommandResult):
                 origin = origin_of(event)

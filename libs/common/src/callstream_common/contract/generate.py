@@ -668,6 +668,8 @@ def readme(messages: Sequence[MessageType]) -> str:
             f"{', '.join(topic.consumers)} | {types} |"
         )
     table = "\n".join(rows)
+    hints = "; ".join(f"`{m.type}`: its `{m.model.HINT_FIELD}`" for m in messages
+                      if m.model is not None and m.model.HINT_FIELD is not None)
     return f"""# schemas/: the published contract of callstream's topics
 
 Generated from the message models (`libs/common/src/callstream_common/messages/`) and the topic catalogue
@@ -683,6 +685,11 @@ A message is one Kafka record:
 - **key**: the envelope's `pbx_id` on PBX-scoped topics (so one PBX's traffic stays in order on one
   partition, and the PBX-scoped topics are co-partitioned), `tenant` on tenant-keyed ones. On `cms.commands`,
   commands about an agent are keyed by pbx_id, campaign, lead and do-not-call commands by tenant.
+
+Two more headers, outside the envelope, let a consumer pass over records it does not want without parsing the
+value: `ari_type` on a raw ARI event (its ARI type), and `hint` on the types whose body names a hint field
+({hints}).
+Consumers accept records without them and judge those after decoding.
 
 A consumer routes on the `type` and `schema_version` headers without parsing the value. A record that cannot
 be decoded goes, unchanged, to the topic's dead-letter topic `<topic>.dlq`, with `dlq.*` headers giving the reason.

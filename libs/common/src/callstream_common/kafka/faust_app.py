@@ -40,7 +40,7 @@ from callstream_common.kafka.admin import PlannedTopic, ensure_topics
 from callstream_common.kafka.changelog_hold import ChangelogHold
 from callstream_common.kafka.delivery_order import DeliveryOrder, Verdict
 from callstream_common.kafka.dlq import dead_letter
-from callstream_common.kafka.pass_over import InOrderAcks, PassOverRule, passed_over
+from callstream_common.kafka.pass_over import InOrderAcks, PassOverRule, Wanted
 from callstream_common.kafka.unacknowledged import Unacknowledged
 from callstream_common.settings import ServiceSettings
 from callstream_common.stall_watch import STALL_WATCH_ENV, StallWatch
@@ -300,7 +300,7 @@ class _Consumer(faust_aiokafka.Consumer):
                         continue
                     rule = rules.get(message.topic) if acking else None
                     # aiokafka's headers: a tuple of (name, value) pairs.
-                    if rule is not None and passed_over(cast(Headers, message.headers or ()), rule.ari_types):
+                    if rule is not None and rule.wanted.passes_over(cast(Headers, message.headers or ())):
                         self._read_offset[tp] = message.offset
                         order.delivered(tp, message.offset)
                         rule.passed(tp.partition, message.offset)
@@ -630,29 +630,27 @@ class _Decoder:
 
 async def decoded(
     app: faust.App, stream: StreamT[Any], *, topic: TopicName, service: str, codec: Codec | None = None,
-    ari_types: Collection[str] | None = None, on_passed_over: Callable[[int, int], None] | None = None,
+    wanted: Wanted | None = None, on_passed_over: Callable[[int, int], None] | None = None,
 ) -> AsyncIterator[tuple[Message, EventT[Any]]]:
     """(message, event) for every event of `stream` that decodes; the rest go to the dead-letter topic.
 
-    `ari_types`: the ARI event types the caller handles; other raw ARI events are passed over without being
-    decoded, by the worker's consumer before they reach the stream when this stream is the topic's only reader
-    (pass_over.py), else here; `on_passed_over` is told of each, as (partition, offset): a caller that tracks
-    how far it has read counts them as read.
+    `wanted`: by one header, what the caller handles (pass_over.ari_types, pass_over.hinted); the other records
+    are passed over without being decoded, by the worker's consumer before they reach the stream when this
+    stream is the topic's only reader (pass_over.py), else here; `on_passed_over` is told of each, as
+    (partition, offset): a caller that tracks how far it has read counts them as read.
     An event is acked when the consumer asks for the next one, i.e. after its handler's effects.
     """
     decoder = _Decoder(app, topic, service, codec)
-    if ari_types is not None:
-        wanted = frozenset(ari_types)
+    def passed(partition: int, offset: int, name: str) -> None:
+        decoder.count_passed_over(name)
+        if on_passed_over is not None:
+            on_passed_over(partition, offset)
 
-        def passed(partition: int, offset: int, name: str) -> None:
-            decoder.count_passed_over(name)
-            if on_passed_over is not None:
-                on_passed_over(partition, offset)
-
+    if wanted is not None:
         _pass_over_at_consumer(app, stream, wanted, passed)
     async for event in stream.events():
         headers = decoder.headers(event)
-        if ari_types is not None and passed_over(headers, ari_types):
+        if wanted is not None and wanted.passes_over(headers):
             passed(event.message.partition, event.message.offset, event.message.topic)
             continue
         message = await decoder.message(event, headers)
@@ -669,7 +667,7 @@ def _passed_on(passed: Callable[[int, int, str], None], topic: str, partition: i
     passed(partition, offset, topic)
 
 
-def _pass_over_at_consumer(app: faust.App, stream: StreamT[Any], ari_types: frozenset[str],
+def _pass_over_at_consumer(app: faust.App, stream: StreamT[Any], wanted: Wanted,
                            passed: Callable[[int, int, str], None]) -> None:
     """Hands the stream's rule to the consumer (CallstreamApp.pass_over_rules) for each topic this stream is the
     only reader of: a record another agent reads must reach it whatever this one wants."""
@@ -681,9 +679,9 @@ def _pass_over_at_consumer(app: faust.App, stream: StreamT[Any], ari_types: froz
         readers = [agent for agent in app.agents.values()
                    if isinstance(agent.channel, faust.Topic) and name in agent.channel.topics]
         if len(readers) == 1 and name not in rules:
-            rules[name] = PassOverRule(ari_types, functools.partial(_passed_on, passed, name))
-            log.info("the consumer passes over the stream's unwanted ARI events", extra={
-                "topic": name, "ari_types": sorted(ari_types)})
+            rules[name] = PassOverRule(wanted, functools.partial(_passed_on, passed, name))
+            log.info("the consumer passes over what the stream does not want", extra={
+                "topic": name, "header": wanted.header, "wanted": sorted(wanted.values)})
 
 
 async def decoded_batches(

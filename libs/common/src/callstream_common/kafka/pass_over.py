@@ -1,10 +1,11 @@
 """Records passed over by the consumer itself, before they reach a stream, and acked in offset order.
 
-Most of `ari.events` is of no interest to a given worker (agent-state wants registrations: ~1 record in 6; the
-router ~4 in 5). Passed over inside the stream (faust_app.decoded), each still costs faust's whole delivery:
-the conductor, the stream's queue, a task switch or two, the event and its ack. The worker's consumer can tell
-from the record's `ari_type` header alone, so it acks such a record where it fetched it and delivers only the
-rest.
+Much of what a worker reads is of no interest to it: of `ari.events`, agent-state wants registrations (~1
+record in 6), the router ~4 in 5; of `ari.command-results` the router wants the failures, of `agents` the
+agents made available. Passed over inside the stream (faust_app.decoded), each still costs faust's whole
+delivery: the conductor, the stream's queue, a task switch or two, the event and its ack. The worker's consumer
+can tell from one header (a raw ARI event's `ari_type`, a body's `hint`, envelope.py) without decoding, so it
+acks such a record where it fetched it and delivers only the rest.
 
 One rule keeps that safe: a passed-over record is acked only once every record delivered before it on its
 partition is done (acked, or refused by faust as skipped). faust commits only a run of consecutive acked
@@ -20,26 +21,43 @@ from collections.abc import Callable, Collection, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from callstream_common.envelope import H_ARI_TYPE
+from callstream_common.envelope import H_ARI_TYPE, H_HINT
 
 MessageT = TypeVar("MessageT")
 
 
-def passed_over(headers: Sequence[tuple[str, bytes]], ari_types: Collection[str]) -> bool:
-    """True for a raw ARI event whose `ari_type` header names a type not in `ari_types`. A record without the
-    header (an older gateway, a gateway message) is not passed over: it is decoded and judged as before."""
-    for name, value in headers:
-        if name == H_ARI_TYPE:
-            return value.decode("utf-8", "replace") not in ari_types
-    return False
+@dataclass(frozen=True)
+class Wanted:
+    """What a stream wants of a topic, by one header: a record whose `header` has a value not in `values` is
+    passed over. A record without the header (a gateway marker on `ari.events`, a record from an older
+    producer) is not: it is decoded and judged by its handler."""
+
+    header: str
+    values: frozenset[str]
+
+    def passes_over(self, headers: Sequence[tuple[str, bytes]]) -> bool:
+        for name, value in headers:
+            if name == self.header:
+                return value.decode("utf-8", "replace") not in self.values
+        return False
+
+
+def ari_types(types: Collection[str]) -> Wanted:
+    """Raw ARI events of these types (and whatever has no `ari_type` header)."""
+    return Wanted(H_ARI_TYPE, frozenset(types))
+
+
+def hinted(values: Collection[str]) -> Wanted:
+    """Messages whose body's hint (Body.HINT_FIELD) is one of `values` (and whatever has no hint)."""
+    return Wanted(H_HINT, frozenset(values))
 
 
 @dataclass(frozen=True)
 class PassOverRule:
-    """What the one stream reading a topic wants of it: `ari_types`; `passed` is told of each record passed
-    over, as (partition, offset)."""
+    """What the one stream reading a topic wants of it; `passed` is told of each record passed over, as
+    (partition, offset)."""
 
-    ari_types: frozenset[str]
+    wanted: Wanted
     passed: Callable[[int, int], None]
 
 

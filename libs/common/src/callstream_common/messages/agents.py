@@ -42,6 +42,7 @@ class AgentLoggedOut(AgentEvent):
 
 
 class AgentStateChanged(AgentEvent):
+    HINT_FIELD = "state"  # the router reads only the agents made available
     type: Literal["agent.state-changed"] = "agent.state-changed"
     state: AgentState
     previous_state: AgentState

@@ -8,6 +8,7 @@ is a new version (VERSION) with an upcaster from the previous one, registered on
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import Enum
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -86,6 +87,15 @@ class Body(BaseModel):
     VERSION: ClassVar[int] = 1
     TOPIC: ClassVar[TopicName]
     REGISTRY: ClassVar[MessageRegistry] = CONTRACT
+    # A field whose value also travels in the record's `hint` header (envelope.H_HINT), for consumers that pass
+    # over most records of the type on it without decoding them. Short values only (a Literal or an enum).
+    HINT_FIELD: ClassVar[str | None] = None
+
+    def hint(self) -> str | None:
+        if self.HINT_FIELD is None:
+            return None
+        value = getattr(self, self.HINT_FIELD)
+        return str(value.value if isinstance(value, Enum) else value)
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:

@@ -263,6 +263,7 @@ class AriCommand(Body):
 
 class AriCommandResult(Body):
     TOPIC = TopicName.ARI_COMMAND_RESULTS
+    HINT_FIELD = "outcome"  # the router reads only what failed
     type: Literal["ari.command-result"] = "ari.command-result"
     command_id: Id
     op: str
