@@ -86,3 +86,24 @@ def test_router_sweeper_and_backlog_settings_refuse_bad_values_by_name(argv: lis
 
     with pytest.raises(SettingsError, match=message):
         load_settings(RouterSettings, argv)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--batch-size", "0"], "batch_size: Input should be greater than or equal to 1"),
+        (["--fetch-wait-ms", "9000"], "fetch_wait_ms: Input should be less than or equal to 5000"),
+    ],
+)
+def test_router_projector_settings_refuse_bad_values_by_name(argv: list[str], message: str) -> None:
+    from callstream_router.settings import ProjectorSettings
+
+    with pytest.raises(SettingsError, match=message):
+        load_settings(ProjectorSettings, argv)
+
+
+def test_the_router_projector_says_what_is_wrong_with_its_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from callstream_router.projector import main
+
+    assert main(["--batch-size", "0"]) == 2
+    assert "batch_size" in capsys.readouterr().err

@@ -22,7 +22,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
-from typing import Any, TypeAlias, cast
+from typing import Any, cast
 
 import faust
 from faust import web
@@ -36,6 +36,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from callstream_common import metrics
 from callstream_common.codec import Codec, DecodeError, Message
+from callstream_common.envelope import Headers
 from callstream_common.kafka.admin import PlannedTopic, ensure_topics
 from callstream_common.kafka.changelog_hold import ChangelogHold
 from callstream_common.kafka.delivery_order import DeliveryOrder, Verdict
@@ -47,8 +48,6 @@ from callstream_common.stall_watch import STALL_WATCH_ENV, StallWatch
 from callstream_common.topics import TopicName, spec, topic_name
 
 log = logging.getLogger(__name__)
-
-Headers: TypeAlias = Sequence[tuple[str, bytes]]
 
 
 class _IdempotentProducer(faust_aiokafka.Producer):
@@ -641,6 +640,7 @@ async def decoded(
     An event is acked when the consumer asks for the next one, i.e. after its handler's effects.
     """
     decoder = _Decoder(app, topic, service, codec)
+
     def passed(partition: int, offset: int, name: str) -> None:
         decoder.count_passed_over(name)
         if on_passed_over is not None:
