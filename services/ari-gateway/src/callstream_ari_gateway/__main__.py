@@ -6,32 +6,21 @@ Entry point only wires: settings, logging, the gateway, signal handlers, run.
 from __future__ import annotations
 
 import asyncio
-import signal
 import sys
 
 from callstream_ari_gateway.gateway import Gateway
 from callstream_ari_gateway.settings import GatewaySettings
+from callstream_common.entry import USAGE_ERROR, run_until_signalled, settings_or_none
 from callstream_common.heap import freeze_startup_heap
 from callstream_common.logs import setup_logging
-from callstream_common.settings import SettingsError, load_settings
-
-
-async def _serve(gateway: Gateway) -> None:
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, gateway.stop)
-    freeze_startup_heap()
-    await gateway.run()
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        settings = load_settings(GatewaySettings, sys.argv[1:] if argv is None else argv)
-    except SettingsError as exc:
-        print(f"ari-gateway: {exc}", file=sys.stderr)
-        return 2
+    settings = settings_or_none(GatewaySettings, "ari-gateway", argv)
+    if settings is None:
+        return USAGE_ERROR
     setup_logging(settings.service, f"{settings.pbx_id}/{settings.instance}", settings.log_level)
-    asyncio.run(_serve(Gateway(settings)))
+    asyncio.run(run_until_signalled(Gateway(settings), ready=freeze_startup_heap))
     return 0
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import sys
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -24,12 +23,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import start_http_server
 
 from callstream_common.codec import Message
+from callstream_common.entry import USAGE_ERROR, run_until_signalled, settings_or_none
 from callstream_common.kafka.admin import ensure_topics, plan_topics
 from callstream_common.kafka.consumer import BatchConsumeLoop, Record, consumer_options
 from callstream_common.kafka.producer import Producer
 from callstream_common.logs import setup_logging
 from callstream_common.messages.calls import CallEvent
-from callstream_common.settings import SettingsError, load_settings
 from callstream_common.sql import apply_migrations, create_pool, load_migrations
 from callstream_common.sql.migrations_runner import COMMON_MIGRATIONS
 from callstream_common.topics import TopicName, spec, topic_name
@@ -100,23 +99,14 @@ class Projector:
             await self._loop.run()
 
 
-async def _run(projector: Projector) -> None:
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, projector.stop)
-    await projector.run()
-
-
 def main(argv: list[str] | None = None) -> int:
-    try:
-        settings = load_settings(ProjectorSettings, sys.argv[1:] if argv is None else argv)
-    except SettingsError as exc:
-        print(f"router projector: {exc}", file=sys.stderr)
-        return 2
+    settings = settings_or_none(ProjectorSettings, "router projector", argv)
+    if settings is None:
+        return USAGE_ERROR
     setup_logging(settings.service, settings.instance, settings.log_level)
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
-    asyncio.run(_run(Projector(settings)))
+    asyncio.run(run_until_signalled(Projector(settings)))
     return 0
 
 

@@ -11,19 +11,17 @@ import sys
 
 from aiohttp import web
 
+from callstream_common.entry import USAGE_ERROR, settings_or_none
 from callstream_common.logs import setup_logging
-from callstream_common.settings import SettingsError, load_settings
 
 from callstream_stats.web.app import build_app
 from callstream_stats.web.settings import StatsWebSettings
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        settings = load_settings(StatsWebSettings, sys.argv[1:] if argv is None else argv)
-    except SettingsError as exc:
-        print(f"stats-web: {exc}", file=sys.stderr)
-        return 2
+    settings = settings_or_none(StatsWebSettings, "stats-web", argv)
+    if settings is None:
+        return USAGE_ERROR
     setup_logging(settings.service, settings.instance, settings.log_level)
     logging.getLogger(__name__).info("wallboards on http://%s:%d/ for tenant %s", settings.host, settings.port,
                                      settings.tenant)
