@@ -9,6 +9,9 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
+from prometheus_client import start_http_server
+
+from callstream_common.logs import setup_logging
 from callstream_common.settings import ServiceSettings, SettingsError, load_settings
 
 S = TypeVar("S", bound=ServiceSettings)
@@ -40,3 +43,16 @@ async def run_until_signalled(service: Service, *, ready: Callable[[], None] | N
     if ready is not None:
         ready()
     await service.run()
+
+
+def serve(cls: type[S], prog: str, argv: Sequence[str] | None, make: Callable[[S], Service]) -> int:
+    """A whole entry point: settings, logging, the Prometheus endpoint (`metrics_port`, 0: none), then the
+    service `make` builds, run until signalled. The process's exit status."""
+    settings = settings_or_none(cls, prog, argv)
+    if settings is None:
+        return USAGE_ERROR
+    setup_logging(settings.service, settings.instance, settings.log_level)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port)
+    asyncio.run(run_until_signalled(make(settings)))
+    return 0

@@ -20,14 +20,12 @@ from collections.abc import Sequence
 from contextlib import AsyncExitStack
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from prometheus_client import start_http_server
 
 from callstream_common.codec import Message
-from callstream_common.entry import USAGE_ERROR, run_until_signalled, settings_or_none
+from callstream_common.entry import serve
 from callstream_common.kafka.admin import ensure_topics, plan_topics
 from callstream_common.kafka.consumer import BatchConsumeLoop, Record, consumer_options
 from callstream_common.kafka.producer import Producer
-from callstream_common.logs import setup_logging
 from callstream_common.messages.calls import CallEvent
 from callstream_common.sql import apply_migrations, create_pool, load_migrations
 from callstream_common.sql.migrations_runner import COMMON_MIGRATIONS
@@ -100,14 +98,7 @@ class Projector:
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = settings_or_none(ProjectorSettings, "router projector", argv)
-    if settings is None:
-        return USAGE_ERROR
-    setup_logging(settings.service, settings.instance, settings.log_level)
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port)
-    asyncio.run(run_until_signalled(Projector(settings)))
-    return 0
+    return serve(ProjectorSettings, "router projector", argv, Projector)
 
 
 if __name__ == "__main__":
