@@ -218,6 +218,54 @@ async def test_a_batch_loop_hands_over_whole_fetches_and_isolates_the_record_at_
     assert reasons[0] == "rejected: queue 'closed' does not exist" and reasons[1].startswith("undecodable: ")
 
 
+async def test_a_batch_loop_retries_a_transient_failure_without_committing_or_dead_lettering(
+        settings: ServiceSettings) -> None:
+    """PostgreSQL (say) unreachable for the first three attempts: the batch is retried whole, nothing is
+    committed meanwhile, nothing is dead-lettered, and once it passes every record is handled and committed."""
+    await create(settings)
+    calls = topic_name(TopicName.CALLS, settings.topic_prefix)
+    sent = [new_envelope(call(n), tenant=settings.tenant, producer="test", pbx_id="pbx-2") for n in range(10)]
+    async with Producer(settings.kafka_bootstrap, service="test", client_id="test") as producer:
+        for message in sent:
+            await producer.send(calls, message)
+
+    failures_left = [3]
+    committed_while_failing: list[int] = []
+    handled: list[str] = []
+    group = f"{settings.topic_prefix}-transient"
+
+    async def handler(batch: Sequence[tuple[Message, Record]]) -> None:
+        if failures_left[0] > 0:
+            failures_left[0] -= 1
+            committed_while_failing.append(await committed(settings, group, calls))
+            raise ConnectionRefusedError("database unreachable")
+        handled.extend(message.body.call_id for message, _ in batch)
+
+    producer = Producer(settings.kafka_bootstrap, service="test", client_id="test-dlq")
+    await producer.start()
+    consumer = AIOKafkaConsumer(calls, **consumer_options(settings.kafka_bootstrap, group, "test", 100))
+    await consumer.start()
+    loop = BatchConsumeLoop(consumer, producer, topics={calls: TopicName.CALLS}, handler=handler, service="test",
+                            max_backoff_s=0.2)
+    task = asyncio.create_task(loop.run())
+    try:
+        await until(lambda: _eq(committed(settings, group, calls), 10), what="all 10 committed")
+    finally:
+        loop.stop()
+        await task
+        await consumer.stop()
+        await producer.stop()
+    assert committed_while_failing == [0, 0, 0]
+    assert sorted(handled) == sorted(m.body.call_id for m in sent)
+    dlq = AIOKafkaConsumer(dlq_name(calls), **consumer_options(settings.kafka_bootstrap, f"{group}-dlq", "t", 10))
+    await dlq.start()
+    try:
+        ends = await dlq.end_offsets([TopicPartition(dlq_name(calls), p) for p in range(settings.pbx_partitions)])
+    finally:
+        await dlq.stop()
+    assert sum(ends.values()) == 0  # an outage delays work, never dead-letters it
+
+
 async def test_partitioner_agrees_with_kafkas_java_producer(settings: ServiceSettings) -> None:
     """1,000 keys produced by Kafka's own console producer (the Java client, no partition given) land on the
     partitions partition_for computes."""
