@@ -39,7 +39,6 @@ _PARTS: dict[str, tuple[str, TypeAdapter[Any]]] = {
     "q": ("requests", TypeAdapter(str)),
     "d": ("dry", TypeAdapter(DryMark)),
 }
-_FIELD_PART = {name: part for part, (name, _) in _PARTS.items()}
 _ABSENT: Any = object()  # not in the map (None is a value no map holds, but this says so plainly)
 
 # One write: (key, value), value None to delete the entry.
