@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -57,16 +59,41 @@ async def test_a_topic_with_the_wrong_partition_count_is_reported(settings: Serv
         await create(settings)
 
 
-async def run_loop(settings: ServiceSettings, handler, group: str) -> tuple[ConsumeLoop, asyncio.Task[None],
-                                                                              AIOKafkaConsumer, Producer]:
+@asynccontextmanager
+async def running_loop(settings: ServiceSettings, handler: Any, group: str, *,
+                       loop_class: type[ConsumeLoop] = ConsumeLoop, **options: Any) -> AsyncIterator[ConsumeLoop]:
+    """A consume loop (`loop_class`) over `calls` for `group`, running until the block ends; then stopped, with
+    its consumer and its dead-letter producer."""
     calls = topic_name(TopicName.CALLS, settings.topic_prefix)
     producer = Producer(settings.kafka_bootstrap, service="test", client_id="test-dlq")
     await producer.start()
     consumer = AIOKafkaConsumer(calls, **consumer_options(settings.kafka_bootstrap, group, "test", 100))
     await consumer.start()
-    loop = ConsumeLoop(consumer, producer, topics={calls: TopicName.CALLS}, handler=handler, service="test",
-                       handler_attempts=2)
-    return loop, asyncio.create_task(loop.run()), consumer, producer
+    loop = loop_class(consumer, producer, topics={calls: TopicName.CALLS}, handler=handler, service="test",
+                      **{"handler_attempts": 2, **options})
+    task = asyncio.create_task(loop.run())
+    try:
+        yield loop
+    finally:
+        loop.stop()
+        await task
+        await consumer.stop()
+        await producer.stop()
+
+
+async def dead_letters(settings: ServiceSettings, topic: str, group: str, count: int) -> list[Any]:
+    """The first `count` records of `topic`'s dead-letter topic."""
+    dlq = AIOKafkaConsumer(dlq_name(topic), **consumer_options(settings.kafka_bootstrap, f"{group}-dlq", "t", 10))
+    await dlq.start()
+    try:
+        records: list[Any] = []
+        while len(records) < count:
+            fetched = await dlq.getmany(timeout_ms=5000)
+            assert fetched, "dead letters did not arrive"
+            records += [r for rs in fetched.values() for r in rs]
+        return records
+    finally:
+        await dlq.stop()
 
 
 async def committed(settings: ServiceSettings, group: str, topic: str) -> int:
@@ -88,15 +115,9 @@ async def test_produce_consume_commit(settings: ServiceSettings) -> None:
         received.append(message)
 
     group = f"{settings.topic_prefix}-g"
-    loop, task, consumer, producer = await run_loop(settings, handler, group)
-    try:
+    async with running_loop(settings, handler, group):
         await until(lambda: len(received) >= 60, what="60 messages")
         assert await until(lambda: _eq(committed(settings, group, calls), 60), what="all 60 committed")
-    finally:
-        loop.stop()
-        await task
-        await consumer.stop()
-        await producer.stop()
     assert sorted(m.message_id for m in received) == sorted(m.message_id for m in sent)
     # Within a PBX (key), order is kept.
     for pbx in {m.pbx_id for m in sent}:
@@ -129,27 +150,12 @@ async def test_poison_messages_are_dead_lettered_and_the_consumer_carries_on(set
         handled.append(message.body.call_id)
 
     group = f"{settings.topic_prefix}-g"
-    loop, task, consumer, producer = await run_loop(settings, handler, group)
-    try:
+    async with running_loop(settings, handler, group):
         await until(lambda: len(handled) >= 2, what="both good messages")
         await until(lambda: _eq(committed(settings, group, calls), 4), what="all 4 committed")
-    finally:
-        loop.stop()
-        await task
-        await consumer.stop()
-        await producer.stop()
     assert handled == ["call-1", "call-3"]
 
-    dlq = AIOKafkaConsumer(dlq_name(calls), **consumer_options(settings.kafka_bootstrap, f"{group}-dlq", "t", 10))
-    await dlq.start()
-    try:
-        records = []
-        while len(records) < 2:
-            batch = await dlq.getmany(timeout_ms=5000)
-            assert batch, "dead letters did not arrive"
-            records += [r for rs in batch.values() for r in rs]
-    finally:
-        await dlq.stop()
+    records = await dead_letters(settings, calls, group, 2)
     by_offset = {int(dict(r.headers)["dlq.offset"]): r for r in records}
     assert set(by_offset) == {1, 2}
     poison = dict(by_offset[1].headers)
@@ -188,32 +194,12 @@ async def test_a_batch_loop_hands_over_whole_fetches_and_isolates_the_record_at_
         handled.extend(message.body.call_id for message, _ in batch)
 
     group = f"{settings.topic_prefix}-batches"
-    producer = Producer(settings.kafka_bootstrap, service="test", client_id="test-dlq")
-    await producer.start()
-    consumer = AIOKafkaConsumer(calls, **consumer_options(settings.kafka_bootstrap, group, "test", 100))
-    await consumer.start()
-    loop = BatchConsumeLoop(consumer, producer, topics={calls: TopicName.CALLS}, handler=handler, service="test")
-    task = asyncio.create_task(loop.run())
-    try:
+    async with running_loop(settings, handler, group, loop_class=BatchConsumeLoop):
         await until(lambda: _eq(committed(settings, group, calls), 42), what="all 42 committed")
-    finally:
-        loop.stop()
-        await task
-        await consumer.stop()
-        await producer.stop()
     assert sorted(handled) == sorted(m.body.call_id for m in good)  # each good one once: none lost, none twice
     assert max(sizes) > 1  # whole fetches, not records one by one
 
-    dlq = AIOKafkaConsumer(dlq_name(calls), **consumer_options(settings.kafka_bootstrap, f"{group}-dlq", "t", 10))
-    await dlq.start()
-    try:
-        records = []
-        while len(records) < 2:
-            fetched = await dlq.getmany(timeout_ms=5000)
-            assert fetched, "dead letters did not arrive"
-            records += [r for rs in fetched.values() for r in rs]
-    finally:
-        await dlq.stop()
+    records = await dead_letters(settings, calls, group, 2)
     reasons = sorted(dict(r.headers)["dlq.reason"].decode() for r in records)
     assert reasons[0] == "rejected: queue 'closed' does not exist" and reasons[1].startswith("undecodable: ")
 
@@ -241,20 +227,9 @@ async def test_a_batch_loop_retries_a_transient_failure_without_committing_or_de
             raise ConnectionRefusedError("database unreachable")
         handled.extend(message.body.call_id for message, _ in batch)
 
-    producer = Producer(settings.kafka_bootstrap, service="test", client_id="test-dlq")
-    await producer.start()
-    consumer = AIOKafkaConsumer(calls, **consumer_options(settings.kafka_bootstrap, group, "test", 100))
-    await consumer.start()
-    loop = BatchConsumeLoop(consumer, producer, topics={calls: TopicName.CALLS}, handler=handler, service="test",
-                            max_backoff_s=0.2)
-    task = asyncio.create_task(loop.run())
-    try:
+    async with running_loop(settings, handler, group, loop_class=BatchConsumeLoop, handler_attempts=3,
+                            max_backoff_s=0.2):
         await until(lambda: _eq(committed(settings, group, calls), 10), what="all 10 committed")
-    finally:
-        loop.stop()
-        await task
-        await consumer.stop()
-        await producer.stop()
     assert committed_while_failing == [0, 0, 0]
     assert sorted(handled) == sorted(m.body.call_id for m in sent)
     dlq = AIOKafkaConsumer(dlq_name(calls), **consumer_options(settings.kafka_bootstrap, f"{group}-dlq", "t", 10))

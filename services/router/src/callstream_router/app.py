@@ -28,7 +28,7 @@ import logging
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, get_args
 
 from faust import current_event
 from faust.types import TP, EventT, StreamT
@@ -77,7 +77,7 @@ TICKS_RETENTION_S = 3600.0  # a tick is worth nothing once the next one is there
 # Passed over by the consumer, undecoded (kafka/pass_over.py): of `agents` all but the agents made available
 # (agents_input), of `ari.command-results` the successes (from_command_result).
 AGENTS_WANTED = hinted({AgentState.AVAILABLE.value})
-RESULTS_WANTED = hinted({"error", "expired", "rejected"})
+RESULTS_WANTED = hinted(set(get_args(AriCommandResult.model_fields["outcome"].annotation)) - {"ok"})
 
 
 def origin_of(event: EventT[Any]) -> str:

@@ -135,26 +135,33 @@ class ConsumeLoop:
         return message
 
     async def _handle(self, message: Message, record: Record) -> None:
-        """Run the handler on one record: transient failures retried for as long as they last, others a few
-        times, then dead-lettered."""
+        """Run the handler on one record (`_attempts`); what it cannot take is dead-lettered with the reason."""
+        failure, seconds = await self._attempts(lambda: self._handler(message, record),
+                                                f"{record.topic}@{record.offset}")
+        if failure is not None:
+            await self._dead_letter(record, failure)
+            return
+        metrics.HANDLER_LATENCY.labels(self._service, record.topic).observe(seconds)
+
+    async def _attempts(self, run: Callable[[], Awaitable[None]], what: str) -> tuple[str | None, float]:
+        """`run` until it succeeds: (None, how long the attempt that succeeded took). Transient failures are
+        retried for as long as they last, other errors `handler_attempts` times; a Reject, or the last error,
+        gives up: (the reason, 0)."""
         attempt = 0
         while True:
             attempt += 1
             started = time.perf_counter()
             try:
-                await self._handler(message, record)
-                metrics.HANDLER_LATENCY.labels(self._service, record.topic).observe(time.perf_counter() - started)
-                return
+                await run()
+                return None, time.perf_counter() - started
             except Reject as exc:
-                await self._dead_letter(record, f"rejected: {exc}")
-                return
+                return f"rejected: {exc}", 0.0
             except TRANSIENT_ERRORS as exc:
-                log.warning("transient failure on %s@%d (attempt %d): %r", record.topic, record.offset, attempt, exc)
+                log.warning("transient failure on %s (attempt %d): %r", what, attempt, exc)
             except Exception as exc:  # noqa: BLE001 - any handler bug must not stop the partition forever
                 if attempt >= self._handler_attempts:
-                    await self._dead_letter(record, f"handler failed {attempt} times: {exc!r}")
-                    return
-                log.exception("handler error on %s@%d (attempt %d)", record.topic, record.offset, attempt)
+                    return f"handler failed {attempt} times: {exc!r}", 0.0
+                log.exception("handler error on %s (attempt %d)", what, attempt)
             await self._backoff(attempt)
 
     async def _backoff(self, attempt: int) -> None:
@@ -258,27 +265,12 @@ class BatchConsumeLoop(ConsumeLoop):
                 await self._handle(message, record)
 
     async def _try_batch(self, batch: list[tuple[Message, Record]]) -> bool:
-        """True once the handler took the batch; False when it must be handled one record at a time."""
-        attempt = 0
-        while True:
-            attempt += 1
-            started = time.perf_counter()
-            try:
-                await self._batch_handler(batch)
-            except Reject as exc:
-                log.warning("batch of %d rejected (%s): handling its records one at a time", len(batch), exc)
-                return False
-            except TRANSIENT_ERRORS as exc:
-                log.warning("transient failure on a batch of %d (attempt %d): %r", len(batch), attempt, exc)
-            except Exception:  # noqa: BLE001 - one bad record must not stop the others
-                if attempt >= self._handler_attempts:
-                    log.exception("batch of %d failed %d times: handling its records one at a time",
-                                  len(batch), attempt)
-                    return False
-                log.exception("handler error on a batch of %d (attempt %d)", len(batch), attempt)
-            else:
-                per_record = (time.perf_counter() - started) / len(batch)
-                for topic in {record.topic for _, record in batch}:
-                    metrics.HANDLER_LATENCY.labels(self._service, topic).observe(per_record)
-                return True
-            await self._backoff(attempt)
+        """True once the handler took the batch (`_attempts`); False when it must be handled one record at a
+        time."""
+        failure, seconds = await self._attempts(lambda: self._batch_handler(batch), f"a batch of {len(batch)}")
+        if failure is not None:
+            log.warning("batch of %d not taken (%s): handling its records one at a time", len(batch), failure)
+            return False
+        for topic in {record.topic for _, record in batch}:
+            metrics.HANDLER_LATENCY.labels(self._service, topic).observe(seconds / len(batch))
+        return True

@@ -8,7 +8,8 @@ can tell from one header (a raw ARI event's `ari_type`, a body's `hint`, envelop
 acks such a record where it fetched it and delivers only the rest.
 
 One rule keeps that safe: a passed-over record is acked only once every record delivered before it on its
-partition is done (acked, or refused by faust as skipped). faust commits only a run of consecutive acked
+partition is acked. (A delivered record a stream skips, at a rebalance, is never acked: what was held behind it
+stays unacked until the partition's reset, and is read again from the committed offset.) faust commits only a run of consecutive acked
 offsets, and an acked offset ahead of an unacked one is how GapHealer recognises a record lost on its way
 (it then seeks back to it): a record acked early while an earlier one is still being handled, say for longer
 than two of its checks, would be "healed" by delivering again what is in hand.
@@ -87,7 +88,7 @@ class InOrderAcks(Generic[MessageT]):
         return False
 
     def done(self, partition: Hashable, offset: int) -> list[MessageT]:
-        """A delivered record was acked (or refused); returns the held records to ack now, in order."""
+        """A delivered record was acked; returns the held records to ack now, in order."""
         if offset > self._done.get(partition, -1):
             self._done[partition] = offset
         held = self._held.get(partition)
