@@ -4,11 +4,12 @@ What runs (each its own process, over the local stack): one PBX simulator servin
 agent phones each), one ari-gateway per PBX, one router worker and one agent-state worker, with the site
 bench/site-2000.yaml loaded into a fresh database (its phones renamed to the simulator's). The 2,000 agents log
 in through `cms.commands`; then the simulator's own Poisson generator brings 15 calls/s (3.75 per PBX, spread
-over the site's 6 DIDs) for --seconds, callers with an exponential patience (some abandon while the phone
-rings), talk times short enough to drain within a minute. The load stops; after a drain period the run is
-judged.
+over the site's 6 DIDs) for --warmup seconds (20), then for the measured --seconds (60), callers with an
+exponential patience (some abandon while the phone rings), talk times short enough to drain within a minute.
+The load stops; after a drain period the run is judged.
 
-Figures, all from the PBX's side or from the `calls` topic:
+Figures, all from the PBX's side or from the `calls` topic, over the calls of the measured window (the warm-up's
+latency is printed apart; lost and double_booked count every call):
 - offer latency of a call: the time its caller's StasisStart was written to the gateway's WebSocket
   (`GET /_sim/stasis_starts`) to the time the originate of its first agent leg (`POST /ari/channels/<call
   id>-a1`, the router's id scheme) reached the simulator's REST API (`GET /_sim/requests`); calls abandoned
@@ -17,7 +18,7 @@ Figures, all from the PBX's side or from the `calls` topic:
 - lost: calls that entered Stasis but have no final event (`call.ended` or `call.abandoned`) after the drain;
 - double_booked: agents with two overlapping answered..ended intervals on `calls`.
 
-    python bench/bench_routing.py [--seconds 60] [--rate 15] [--drain 90] [--profile]
+    python bench/bench_routing.py [--warmup 20] [--seconds 60] [--rate 15] [--drain 90] [--profile]
 
 Needs the local stack (make bench-routing starts it). The last line:
 BENCH routing calls=<n> offer_p50_ms=<x> offer_p99_ms=<y> answered=<a> abandoned=<b> lost=<l> double_booked=<d>
@@ -70,6 +71,11 @@ from helpers import until  # noqa: E402
 from site_db import load_site_into  # noqa: E402
 
 SITE_FILE = ROOT / "bench" / "site-2000.yaml"
+# Calls before the measured window: the run's topics are new (first writes and reads of every partition), and the
+# calls in progress grow to their steady number (~15 calls/s x ~14.5 s of ringing and talk, ~220) over the first
+# ~20 s. The target is about a site in its working day, so the figures start once it is there; the warm-up's own
+# latency is printed apart, and its calls count in lost and double_booked.
+WARMUP_S = 20.0
 PARTITIONS = 4  # one per PBX at best; one router and one agent-state worker own them all anyway
 FINAL = {"call.ended", "call.abandoned"}
 # The services' default tick intervals, not the tests' 0.2 s (acd_processes): agent-state's tick scans every
@@ -234,6 +240,13 @@ def double_booked(runs: list[Run]) -> list[str]:
     return booked
 
 
+def split_window(started: dict[str, float], measured_from: float) -> tuple[dict[str, float], dict[str, float]]:
+    """Calls (id -> StasisStart written, epoch s) split in those of the warm-up and those of the measured window."""
+    warmup = {c: t for c, t in started.items() if t < measured_from}
+    measured = {c: t for c, t in started.items() if t >= measured_from}
+    return warmup, measured
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -374,7 +387,16 @@ class RoutingLoad:
                 return False
         return True
 
+    async def read_calls(self) -> None:
+        """Start reading each PBX's `calls` from the beginning. Only once the calls stop arriving: decoding every
+        call event as it comes was the benchmark's own load on the machine it measures (~2 CPU-s a run)."""
+        for pbx_id in self.pbx_ids:
+            if pbx_id not in self.readers:
+                self.readers[pbx_id] = await TopicReader(self.settings, TopicName.CALLS, pbx_id).start()
+
     async def drain(self, seconds: float) -> None:
+        """Wait until every call is final (after the traffic stops)."""
+        await self.read_calls()
         started = time.monotonic()
         try:
             await until(self.drained, timeout=seconds, interval=1.0, what="every call final")
@@ -429,7 +451,6 @@ async def routing_load(args: argparse.Namespace, name: str, *, profile: bool = F
             await until(lambda service=service: _ticking(settings, service), timeout=120,
                         what=f"the {service} worker ticking (logs in {work})")
         for pbx_id in load.pbx_ids:
-            load.readers[pbx_id] = await TopicReader(settings, TopicName.CALLS, pbx_id).start()
             load.gateways.append(GatewayProcess(settings, load.pbxs[pbx_id], pbx_id, work,
                                                 **{"log-level": "WARNING"}).start())
         for gateway in load.gateways:
@@ -446,8 +467,7 @@ async def routing_load(args: argparse.Namespace, name: str, *, profile: bool = F
                     what=f"2,000 agents available (logs in {work})")
         # The 2,000 logins are ~6,000 records for the router (the logins and the agents' events), which it may
         # still be reading when agent-state has made every agent available: the load starts once both workers
-        # have committed all their inputs, so that it measures routing and not the tail of the set-up. (The
-        # first offers of a run still wait 50-90 ms before the router handles them: not explained yet, docs/acd.md.)
+        # have committed all their inputs, so that it measures routing and not the tail of the set-up.
         inputs = [topic_name(t, prefix) for t in (TopicName.ARI_EVENTS, TopicName.AGENTS, TopicName.CMS_COMMANDS)]
         groups = sorted({f"{prefix}.{service}" for _, service, _ in workers})  # faust: group id = app id
         await until(lambda: _caught_up(settings, groups, inputs), timeout=120,
@@ -483,15 +503,24 @@ async def main() -> None:
     add_load_arguments(parser)
     parser.add_argument("--profile", action="store_true",
                         help="run the router and agent-state under cProfile (stats beside their logs)")
+    parser.add_argument("--warmup", type=float, default=WARMUP_S,
+                        help="seconds of calls before the measured --seconds (reported apart; 0: none)")
     args = parser.parse_args()
+    if args.warmup < 0:
+        parser.error(f"--warmup: must be 0 or more seconds, got {args.warmup:g}")
 
     async with routing_load(args, "bench-routing", profile=args.profile) as load:
         settings, prefix, pbx_ids = load.settings, load.prefix, load.pbx_ids
         print(f"bench-routing: {sum(load.agents_on.values())} agents available on {len(pbx_ids)} PBXs; "
-              f"{args.rate:g} calls/s for {args.seconds:g} s", flush=True)
+              f"{args.rate:g} calls/s for {args.warmup:g} s of warm-up, then {args.seconds:g} s measured",
+              flush=True)
         cpu_processes = load.cpu_processes()
-        cpu_before = cpu_usage.sample(cpu_processes)
         await load.traffic(True)
+        await asyncio.sleep(args.warmup)
+        # The measured window opens here: calls whose StasisStart the simulator wrote from now on (its clock
+        # and this one are the machine's wall clock).
+        measured_from = time.time()
+        cpu_before = cpu_usage.sample(cpu_processes)
         load_started = time.monotonic()
         # No sampling of the agents' states while calls arrive: reading 2,000 hashes from Redis every 10 s (as
         # this loop did) is load on Redis and on the benchmark's own CPU inside the measured window (in one run
@@ -524,20 +553,31 @@ async def main() -> None:
         gateway_metrics = merge_pbx_series([await metrics(g.http_port) for g in load.gateways])
 
     # ---- the figures ----
-    started = {c: t for run in runs for c, t in run.started.items()}
+    # Safety (lost, double-booked) is judged over every call, warm-up included; latency and outcomes over the
+    # measured window only.
+    every_call = {c: t for run in runs for c, t in run.started.items()}
+    warmup, started = split_window(every_call, measured_from)
     offered = {c: t for run in runs for c, t in run.offered.items()}
     latencies = [(offered[c] - t) * 1000 for c, t in started.items() if c in offered]
+    warmup_latencies = [(offered[c] - t) * 1000 for c, t in warmup.items() if c in offered]
     done = set().union(*(finished(run) for run in runs))
     outcome: Counter[str] = Counter()
     for run in runs:
-        for story in run.events.values():
+        for call_id, story in run.events.items():
+            if call_id not in started:
+                continue
             types = {m.type for m in story}
             outcome["answered"] += "call.answered" in types
             outcome["abandoned"] += "call.abandoned" in types
-    lost = sorted(set(started) - done)
+    lost = sorted(set(every_call) - done)
     booked = double_booked(runs)
     never_offered = len(started) - len(latencies)
-    print(f"bench-routing: {len(started)} calls entered Stasis, {len(latencies)} offered "
+    if warmup:
+        print(f"bench-routing: warm-up ({args.warmup:g} s, not in the figures below but in lost and double_booked): "
+              f"{len(warmup)} calls, {len(warmup_latencies)} offered, offer p50 "
+              f"{percentile(warmup_latencies, 0.5):.2f} ms, p99 {percentile(warmup_latencies, 0.99):.2f} ms, "
+              f"max {max(warmup_latencies, default=0):.2f} ms", flush=True)
+    print(f"bench-routing: {len(started)} calls entered Stasis in the measured window, {len(latencies)} offered "
           f"({never_offered} abandoned or still queued before any offer); offer latency "
           f"mean {sum(latencies) / max(1, len(latencies)):.2f} ms, max {max(latencies, default=0):.2f} ms",
           flush=True)
@@ -580,7 +620,7 @@ async def main() -> None:
               f"  (n={len(values)}; Kafka CreateTime has ms resolution)", flush=True)
     print(f"bench-routing: {cpu_line}", flush=True)
     if lost:
-        print(f"bench-routing: lost calls, e.g. {lost[:5]}", flush=True)
+        print(f"bench-routing: lost calls (of {len(every_call)}, warm-up included), e.g. {lost[:5]}", flush=True)
     if booked:
         print(f"bench-routing: double-booked agents, e.g. {booked[:5]}", flush=True)
     print(f"BENCH routing calls={len(started)} offer_p50_ms={percentile(latencies, 0.5):.2f} "
