@@ -600,21 +600,23 @@ async def main() -> None:
             stages["ws->ari.events"].append((published[c] - t) * 1000)
             stages["ari.events->call.offered"].append((produced[c] - published[c]) * 1000)
             stages["call.offered->originate"].append((offered[c] - produced[c]) * 1000)
-    # When the slowest offers happened (seconds after the first call) and which stage held them (gateway /
-    # router / command path, ms): a tail spread over the run is queueing, one gathered at a few moments is a
-    # stall, and the stage says where.
-    first = min(started.values(), default=0.0)
-    slowest = sorted(((offered[c] - t) * 1000, c) for c, t in started.items() if c in offered)[-12:]
-
+    # When the slowest offers happened (seconds after the window's first call) and which stage held them
+    # (gateway / router / command path, ms): a tail spread over the run is queueing, one gathered at a few
+    # moments is a stall, and the stage says where.
     def split(call: str) -> str:
         if call not in published or call not in produced:
             return "?"
-        return (f"{(published[call] - started[call]) * 1000:.0f}/{(produced[call] - published[call]) * 1000:.0f}/"
-                f"{(offered[call] - produced[call]) * 1000:.0f}")
+        return (f"{(published[call] - every_call[call]) * 1000:.0f}/"
+                f"{(produced[call] - published[call]) * 1000:.0f}/{(offered[call] - produced[call]) * 1000:.0f}")
 
-    print(f"bench-routing: slowest offers (ms @ s after {datetime.fromtimestamp(first, UTC):%H:%M:%S.%f} "
-          f"[gateway/router/command path]): " + ", ".join(
-              f"{ms:.0f}@{started[c] - first:.1f}[{split(c)}]" for ms, c in reversed(slowest)), flush=True)
+    for label, calls in (("warm-up's slowest offers", warmup), ("slowest offers", started)):
+        if not calls:
+            continue
+        first = min(calls.values())
+        slowest = sorted(((offered[c] - t) * 1000, c) for c, t in calls.items() if c in offered)[-12:]
+        print(f"bench-routing: {label} (ms @ s after {datetime.fromtimestamp(first, UTC):%H:%M:%S.%f} "
+              f"[gateway/router/command path]): " + ", ".join(
+                  f"{ms:.0f}@{calls[c] - first:.1f}[{split(c)}]" for ms, c in reversed(slowest)), flush=True)
     for stage, values in stages.items():
         print(f"  stage {stage:26} p50 {percentile(values, 0.5):9.2f} ms  p99 {percentile(values, 0.99):9.2f} ms"
               f"  (n={len(values)}; Kafka CreateTime has ms resolution)", flush=True)
