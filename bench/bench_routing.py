@@ -33,6 +33,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -247,6 +248,15 @@ def split_window(started: dict[str, float], measured_from: float) -> tuple[dict[
     return warmup, measured
 
 
+def failover_line(started: dict[str, float], offered: dict[str, float], killed_at: float) -> str:
+    """How long routing stopped when the router was killed at `killed_at` (epoch s): the first call that arrived
+    after the kill was offered by the successor this long after the kill; and how many calls waited over 1 s."""
+    after = [offered[c] for c, t in started.items() if t >= killed_at and c in offered]
+    slow = sum(1 for c, t in started.items() if c in offered and offered[c] - t > 1.0)
+    resumed = f"{min(after) - killed_at:.2f} s after the kill" if after else "never"
+    return f"failover: the first call arriving after the kill was offered {resumed}; {slow} calls waited over 1 s"
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -338,6 +348,7 @@ class RoutingLoad:
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     process_names: dict[int, str] = field(default_factory=dict)  # pid -> the name a run's CPU figures give it
     metrics_ports: dict[str, int] = field(default_factory=dict)
+    workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)  # the faust workers by name
 
     @property
     def pbx_ids(self) -> list[str]:
@@ -355,6 +366,23 @@ class RoutingLoad:
         self.processes.append(process)
         self.process_names[process.pid] = name
         return process
+
+    def start_worker(self, worker: str, service: str, module: str, *, profile: bool = False) -> None:
+        """A faust worker (router or agent-state) named `worker`, with its metrics on a port of its own."""
+        self.metrics_ports[worker] = port = free_port()
+        self.workers[worker] = self.start(
+            module, worker, extra_env={"CALLSTREAM_WEB_PORT": str(port),
+                                       "CALLSTREAM_TICK_INTERVAL_S": TICK_INTERVAL_S[service],
+                                       "CALLSTREAM_INSTANCE": worker},
+            python_options=["-m", "cProfile", "-o", str(self.work / f"{worker}.prof")] if profile else [])
+
+    def kill_and_replace_router(self) -> str:
+        """SIGKILL the first router worker and start another in its group (named router-b): a failover under
+        load. Returns the successor's name; the killed worker's metrics are gone with it."""
+        stop(self.workers.pop("router"), signal.SIGKILL)
+        del self.metrics_ports["router"]
+        self.start_worker("router-b", "router", "callstream_router")
+        return "router-b"
 
     def cpu_processes(self) -> dict[str, list[int]]:
         """The run's processes by name for the CPU figures (the gateways together), with the stack's servers."""
@@ -436,12 +464,8 @@ async def routing_load(args: argparse.Namespace, name: str, *, profile: bool = F
         # Workers by name: "router" (and "router-2", ... with --routers), "agent-state".
         workers = [("agent-state", "agent-state", "callstream_agent_state")] + [
             ("router" if n == 1 else f"router-{n}", "router", "callstream_router") for n in range(1, args.routers + 1)]
-        load.metrics_ports = {worker: free_port() for worker, _, _ in workers}
         for worker, service, module in workers:
-            load.start(module, worker, extra_env={"CALLSTREAM_WEB_PORT": str(load.metrics_ports[worker]),
-                                                  "CALLSTREAM_TICK_INTERVAL_S": TICK_INTERVAL_S[service],
-                                                  "CALLSTREAM_INSTANCE": worker},
-                       python_options=["-m", "cProfile", "-o", str(work / f"{worker}.prof")] if profile else [])
+            load.start_worker(worker, service, module, profile=profile)
         # The router's calls table, in a process of its own (its CPU is in the run's CPU line).
         load.start("callstream_router.projector", "router-projector",
                    extra_env={"CALLSTREAM_INSTANCE": "router-projector"})
@@ -503,11 +527,19 @@ async def main() -> None:
     add_load_arguments(parser)
     parser.add_argument("--profile", action="store_true",
                         help="run the router and agent-state under cProfile (stats beside their logs)")
+    parser.add_argument("--kill-router-at", type=float, default=None, metavar="SECONDS",
+                        help="SIGKILL the router this long into the measured window and start a successor "
+                             "(a failover under load: its offers are in the figures)")
     parser.add_argument("--warmup", type=float, default=WARMUP_S,
                         help="seconds of calls before the measured --seconds (reported apart; 0: none)")
     args = parser.parse_args()
     if args.warmup < 0:
         parser.error(f"--warmup: must be 0 or more seconds, got {args.warmup:g}")
+    if args.kill_router_at is not None and not 0 <= args.kill_router_at < args.seconds:
+        parser.error(f"--kill-router-at: must be within the measured --seconds (0 to {args.seconds:g}), "
+                     f"got {args.kill_router_at:g}")
+    if args.kill_router_at is not None and args.routers != 1:
+        parser.error("--kill-router-at: with one router only (--routers 1)")
 
     async with routing_load(args, "bench-routing", profile=args.profile) as load:
         settings, prefix, pbx_ids = load.settings, load.prefix, load.pbx_ids
@@ -526,9 +558,19 @@ async def main() -> None:
         # this loop did) is load on Redis and on the benchmark's own CPU inside the measured window (in one run
         # the slowest offers came right after two samples; later runs without them still had stalls, docs/acd.md).
         # They are read once, after the drain.
+        killed_at: float | None = None  # epoch s, with --kill-router-at
         while (elapsed := time.monotonic() - load_started) < args.seconds:
-            await asyncio.sleep(min(10.0, args.seconds - elapsed))
-            print(f"  t={time.monotonic() - load_started:5.1f}s", flush=True)
+            if killed_at is None and args.kill_router_at is not None and elapsed >= args.kill_router_at:
+                killed_at = time.time()
+                successor = load.kill_and_replace_router()
+                print(f"  t={elapsed:5.1f}s router killed (SIGKILL), {successor} started", flush=True)
+            # Wake at the next progress line (every 10 s), or at the kill if that comes first.
+            wake = min(10.0 * (int(elapsed // 10) + 1), args.seconds)
+            if killed_at is None and args.kill_router_at is not None:
+                wake = min(wake, max(args.kill_router_at, elapsed))
+            await asyncio.sleep(wake - elapsed)
+            if wake % 10 == 0 or wake == args.seconds:
+                print(f"  t={time.monotonic() - load_started:5.1f}s", flush=True)
         await load.traffic(False)
         cpu_line = cpu_usage.report(cpu_before, cpu_usage.sample(cpu_processes))
         await load.drain(args.drain)
@@ -621,6 +663,8 @@ async def main() -> None:
         print(f"  stage {stage:26} p50 {percentile(values, 0.5):9.2f} ms  p99 {percentile(values, 0.99):9.2f} ms"
               f"  (n={len(values)}; Kafka CreateTime has ms resolution)", flush=True)
     print(f"bench-routing: {cpu_line}", flush=True)
+    if killed_at is not None:
+        print(f"bench-routing: {failover_line(started, offered, killed_at)}", flush=True)
     if lost:
         print(f"bench-routing: lost calls (of {len(every_call)}, warm-up included), e.g. {lost[:5]}", flush=True)
     if booked:

@@ -24,7 +24,7 @@ def start_service(module: str, settings: ServiceSettings, dsn: str, log_path: Pa
            "CALLSTREAM_TENANT_PARTITIONS": str(settings.tenant_partitions),
            "CALLSTREAM_PG_DSN": dsn, "CALLSTREAM_REDIS_URL": settings.redis_url.get_secret_value(),
            "CALLSTREAM_DATADIR": str(datadir), "CALLSTREAM_TICK_INTERVAL_S": "0.2",
-           "CALLSTREAM_SESSION_TIMEOUT_S": "6", **(extra_env or {})}
+           **(extra_env or {})}
     with open(log_path, "ab") as log:
         return subprocess.Popen([sys.executable, *python_options, "-m", module], env=env, cwd=str(ROOT),
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

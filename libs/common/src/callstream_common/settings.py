@@ -22,6 +22,10 @@ from pydantic_settings import BaseSettings, CliSettingsSource, SettingsConfigDic
 from callstream_common.topics import DEFAULT_PBX_PARTITIONS, DEFAULT_TENANT_PARTITIONS
 
 ENV_PREFIX = "CALLSTREAM_"
+# A faust worker's Kafka session: its partitions move to a live worker once the group coordinator has not heard
+# from it for this long. 6 s is the broker's minimum (group.min.session.timeout.ms): a killed router or
+# agent-state worker is replaced within seconds (issue 5: resumes within 10 s). faust's own default is 60 s.
+SESSION_TIMEOUT_S = 6.0
 CONFIG_ENV = f"{ENV_PREFIX}CONFIG"
 
 

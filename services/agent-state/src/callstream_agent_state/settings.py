@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from callstream_common.settings import ServiceSettings
+from callstream_common.settings import SESSION_TIMEOUT_S, ServiceSettings
 
 
 class AgentStateSettings(ServiceSettings):
@@ -22,8 +22,9 @@ class AgentStateSettings(ServiceSettings):
         default="PJSIP", min_length=1, max_length=20,
         description="Channel technology of the agents' phones: configured endpoint 1001 is PJSIP/1001.")
     session_timeout_s: float = Field(
-        default=60.0, ge=6, le=300,
-        description="How long Kafka waits for a silent worker before moving its PBXs to another: lower moves them "
-        "sooner after a crash, but a worker stalled longer (a long GC, a slow disk) loses its partitions.")
+        default=SESSION_TIMEOUT_S, ge=6, le=300,
+        description="How long Kafka waits for a silent worker before moving its PBXs to another: a killed worker "
+        "is replaced within about this long; a worker whose event loop stalls longer (a long GC, CPU starvation) "
+        "loses its partitions and rejoins.")
     web_port: int = Field(default=0, ge=0, le=65535, description="faust's web server (/metrics); 0: off.")
     datadir: str | None = Field(default=None, description="faust's data directory; default: beside the cwd.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from callstream_common.settings import ServiceSettings
+from callstream_common.settings import SESSION_TIMEOUT_S, ServiceSettings
 
 
 class RouterSettings(ServiceSettings):
@@ -30,8 +30,10 @@ class RouterSettings(ServiceSettings):
         default=4 * 3600.0, gt=0, le=7 * 24 * 3600,
         description="The sweeper: a call still open this long after it arrived is reported and ended.")
     session_timeout_s: float = Field(
-        default=60.0, ge=6, le=300,
-        description="How long Kafka waits for a silent worker before moving its PBXs to another one.")
+        default=SESSION_TIMEOUT_S, ge=6, le=300,
+        description="How long Kafka waits for a silent worker before moving its PBXs to another: a killed worker "
+        "is replaced within about this long; a worker whose event loop stalls longer (a long GC, CPU starvation) "
+        "loses its partitions and rejoins.")
     web_port: int = Field(default=0, ge=0, le=65535, description="faust's web server (/metrics); 0: off.")
     datadir: str | None = Field(default=None, description="faust's data directory; default: beside the cwd.")
 

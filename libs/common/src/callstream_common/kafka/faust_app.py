@@ -43,7 +43,7 @@ from callstream_common.kafka.delivery_order import DeliveryOrder, Verdict
 from callstream_common.kafka.dlq import dead_letter
 from callstream_common.kafka.pass_over import InOrderAcks, PassOverRule, Wanted
 from callstream_common.kafka.unacknowledged import Unacknowledged
-from callstream_common.settings import ServiceSettings
+from callstream_common.settings import SESSION_TIMEOUT_S, ServiceSettings
 from callstream_common.stall_watch import STALL_WATCH_ENV, StallWatch
 from callstream_common.topics import TopicName, spec, topic_name
 
@@ -434,11 +434,11 @@ def create_app(
         # the acknowledgement of the table writes (unacknowledged.py) included: in bench-routing, a cluster of
         # 100-180 ms offers at each such commit. The timer's commit runs in its own task beside the intake.
         "broker_commit_every": 2**62,
-        # A crashed worker's partitions move to a live one once the group coordinator stops hearing from it:
-        # 6 s (the broker's minimum, group.min.session.timeout.ms) instead of faust's 60 s, so a killed router
-        # or agent-state is replaced within seconds. Heartbeats at a third of it, as Kafka advises.
-        "broker_session_timeout": 6.0,
-        "broker_heartbeat_interval": 2.0,
+        # A crashed worker's partitions move to a live one once the group coordinator stops hearing from it
+        # (settings.SESSION_TIMEOUT_S, the workers' `session_timeout_s`). Heartbeats at a third of it, as Kafka
+        # advises.
+        "broker_session_timeout": SESSION_TIMEOUT_S,
+        "broker_heartbeat_interval": SESSION_TIMEOUT_S / 3,
         # A topic the broker had not yet announced when the worker joined (a cold Kafka, topics created a moment
         # before) is left out of the assignment until the consumer's next metadata refresh: 5 minutes by
         # default, during which e.g. a ticks topic goes unread (seen: a router that never ticked after a fresh
