@@ -82,6 +82,7 @@ FINAL = {"call.ended", "call.abandoned"}
 # The services' default tick intervals, not the tests' 0.2 s (acd_processes): agent-state's tick scans every
 # agent of its partitions, which with 2,000 agents at 0.2 s costs several times what production pays.
 TICK_INTERVAL_S = {"router": "0.5", "agent-state": "1.0"}
+WORKER_MODULES = {"router": "callstream_router", "agent-state": "callstream_agent_state"}
 # The first agent leg of a call: `<call id>-a1` (services/router/.../ids.py agent_leg_id), call id
 # `<pbx>-<caller channel id>` (call_id_for_channel).
 ORIGINATE = re.compile(r"^/ari/channels/(?P<leg>.+)-a(?P<attempt>\d+)$")
@@ -376,13 +377,14 @@ class RoutingLoad:
                                        "CALLSTREAM_INSTANCE": worker},
             python_options=["-m", "cProfile", "-o", str(self.work / f"{worker}.prof")] if profile else [])
 
-    def kill_and_replace_router(self) -> str:
-        """SIGKILL the first router worker and start another in its group (named router-b): a failover under
-        load. Returns the successor's name; the killed worker's metrics are gone with it."""
-        stop(self.workers.pop("router"), signal.SIGKILL)
-        del self.metrics_ports["router"]
-        self.start_worker("router-b", "router", "callstream_router")
-        return "router-b"
+    def kill_and_replace(self, worker: str) -> str:
+        """SIGKILL a worker (router, agent-state) and start another in its group, named `<worker>-b`: a failover
+        under load. Returns the successor's name; the killed worker's metrics are gone with it."""
+        stop(self.workers.pop(worker), signal.SIGKILL)
+        del self.metrics_ports[worker]
+        successor = f"{worker}-b"
+        self.start_worker(successor, worker, WORKER_MODULES[worker])
+        return successor
 
     def cpu_processes(self) -> dict[str, list[int]]:
         """The run's processes by name for the CPU figures (the gateways together), with the stack's servers."""
@@ -462,10 +464,10 @@ async def routing_load(args: argparse.Namespace, name: str, *, profile: bool = F
             load.pbxs[pbx_id] = await SitePbx(work, pbx_id, ports[pbx_id]).start()
 
         # Workers by name: "router" (and "router-2", ... with --routers), "agent-state".
-        workers = [("agent-state", "agent-state", "callstream_agent_state")] + [
-            ("router" if n == 1 else f"router-{n}", "router", "callstream_router") for n in range(1, args.routers + 1)]
-        for worker, service, module in workers:
-            load.start_worker(worker, service, module, profile=profile)
+        workers = [("agent-state", "agent-state")] + [
+            ("router" if n == 1 else f"router-{n}", "router") for n in range(1, args.routers + 1)]
+        for worker, service in workers:
+            load.start_worker(worker, service, WORKER_MODULES[service], profile=profile)
         # The router's calls table, in a process of its own (its CPU is in the run's CPU line).
         load.start("callstream_router.projector", "router-projector",
                    extra_env={"CALLSTREAM_INSTANCE": "router-projector"})
@@ -493,7 +495,7 @@ async def routing_load(args: argparse.Namespace, name: str, *, profile: bool = F
         # still be reading when agent-state has made every agent available: the load starts once both workers
         # have committed all their inputs, so that it measures routing and not the tail of the set-up.
         inputs = [topic_name(t, prefix) for t in (TopicName.ARI_EVENTS, TopicName.AGENTS, TopicName.CMS_COMMANDS)]
-        groups = sorted({f"{prefix}.{service}" for _, service, _ in workers})  # faust: group id = app id
+        groups = sorted({f"{prefix}.{service}" for _, service in workers})  # faust: group id = app id
         await until(lambda: _caught_up(settings, groups, inputs), timeout=120,
                     interval=0.5, what=f"the workers caught up with the logins (logs in {work})")
         yield load
@@ -527,19 +529,17 @@ async def main() -> None:
     add_load_arguments(parser)
     parser.add_argument("--profile", action="store_true",
                         help="run the router and agent-state under cProfile (stats beside their logs)")
-    parser.add_argument("--kill-router-at", type=float, default=None, metavar="SECONDS",
-                        help="SIGKILL the router this long into the measured window and start a successor "
-                             "(a failover under load: its offers are in the figures)")
+    parser.add_argument("--kill-at", type=float, default=None, metavar="SECONDS",
+                        help="SIGKILL a worker (--kill) this long into the measured window and start a successor: "
+                             "a failover under load, whose offers are in the figures")
+    parser.add_argument("--kill", choices=sorted(WORKER_MODULES), default="router", help="the worker --kill-at kills")
     parser.add_argument("--warmup", type=float, default=WARMUP_S,
                         help="seconds of calls before the measured --seconds (reported apart; 0: none)")
     args = parser.parse_args()
     if args.warmup < 0:
         parser.error(f"--warmup: must be 0 or more seconds, got {args.warmup:g}")
-    if args.kill_router_at is not None and not 0 <= args.kill_router_at < args.seconds:
-        parser.error(f"--kill-router-at: must be within the measured --seconds (0 to {args.seconds:g}), "
-                     f"got {args.kill_router_at:g}")
-    if args.kill_router_at is not None and args.routers != 1:
-        parser.error("--kill-router-at: with one router only (--routers 1)")
+    if args.kill_at is not None and not 0 <= args.kill_at < args.seconds:
+        parser.error(f"--kill-at: must be within the measured --seconds (0 to {args.seconds:g}), got {args.kill_at:g}")
 
     async with routing_load(args, "bench-routing", profile=args.profile) as load:
         settings, prefix, pbx_ids = load.settings, load.prefix, load.pbx_ids
@@ -558,16 +558,16 @@ async def main() -> None:
         # this loop did) is load on Redis and on the benchmark's own CPU inside the measured window (in one run
         # the slowest offers came right after two samples; later runs without them still had stalls, docs/acd.md).
         # They are read once, after the drain.
-        killed_at: float | None = None  # epoch s, with --kill-router-at
+        killed_at: float | None = None  # epoch s, with --kill-at
         while (elapsed := time.monotonic() - load_started) < args.seconds:
-            if killed_at is None and args.kill_router_at is not None and elapsed >= args.kill_router_at:
+            if killed_at is None and args.kill_at is not None and elapsed >= args.kill_at:
                 killed_at = time.time()
-                successor = load.kill_and_replace_router()
-                print(f"  t={elapsed:5.1f}s router killed (SIGKILL), {successor} started", flush=True)
+                successor = load.kill_and_replace(args.kill)
+                print(f"  t={elapsed:5.1f}s {args.kill} killed (SIGKILL), {successor} started", flush=True)
             # Wake at the next progress line (every 10 s), or at the kill if that comes first.
             wake = min(10.0 * (int(elapsed // 10) + 1), args.seconds)
-            if killed_at is None and args.kill_router_at is not None:
-                wake = min(wake, max(args.kill_router_at, elapsed))
+            if killed_at is None and args.kill_at is not None:
+                wake = min(wake, max(args.kill_at, elapsed))
             await asyncio.sleep(wake - elapsed)
             if wake % 10 == 0 or wake == args.seconds:
                 print(f"  t={time.monotonic() - load_started:5.1f}s", flush=True)
@@ -587,10 +587,11 @@ async def main() -> None:
         runs = [await collect(load.pbxs[p], load.readers[p]) for p in pbx_ids]
         for pbx_id, run in zip(pbx_ids, runs, strict=True):
             run.published = await stasis_start_records(settings, pbx_id)
-        # Several routers: their series summed (merge_pbx_series sums equal series; they carry no pbx_id).
-        router_metrics = merge_pbx_series([await metrics(port) for worker, port in load.metrics_ports.items()
-                                           if worker.startswith("router")])
-        agent_metrics = await metrics(load.metrics_ports["agent-state"])
+        # Several workers of a service (--routers, a successor after --kill-at): their series summed
+        # (merge_pbx_series sums equal series; they carry no pbx_id). A killed worker's are gone with it.
+        router_metrics, agent_metrics = [
+            merge_pbx_series([await metrics(port) for worker, port in load.metrics_ports.items()
+                              if worker.startswith(service)]) for service in ("router", "agent-state")]
         # One line per operation over the 4 gateways: their pbx_id label is dropped, series summed below.
         gateway_metrics = merge_pbx_series([await metrics(g.http_port) for g in load.gateways])
 
@@ -664,7 +665,7 @@ async def main() -> None:
               f"  (n={len(values)}; Kafka CreateTime has ms resolution)", flush=True)
     print(f"bench-routing: {cpu_line}", flush=True)
     if killed_at is not None:
-        print(f"bench-routing: {failover_line(started, offered, killed_at)}", flush=True)
+        print(f"bench-routing: {args.kill} {failover_line(started, offered, killed_at)}", flush=True)
     if lost:
         print(f"bench-routing: lost calls (of {len(every_call)}, warm-up included), e.g. {lost[:5]}", flush=True)
     if booked:
