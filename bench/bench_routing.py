@@ -250,8 +250,8 @@ def split_window(started: dict[str, float], measured_from: float) -> tuple[dict[
 
 
 def failover_line(started: dict[str, float], offered: dict[str, float], killed_at: float) -> str:
-    """How long routing stopped when the router was killed at `killed_at` (epoch s): the first call that arrived
-    after the kill was offered by the successor this long after the kill; and how many calls waited over 1 s."""
+    """What a worker killed at `killed_at` (epoch s) did to the offers: how long after the kill the first call that
+    arrived after it was offered (a router's successor routing again), and how many calls waited over 1 s."""
     after = [offered[c] for c, t in started.items() if t >= killed_at and c in offered]
     slow = sum(1 for c, t in started.items() if c in offered and offered[c] - t > 1.0)
     resumed = f"{min(after) - killed_at:.2f} s after the kill" if after else "never"
