@@ -9,10 +9,10 @@ acks such a record where it fetched it and delivers only the rest.
 
 One rule keeps that safe: a passed-over record is acked only once every record delivered before it on its
 partition is acked. (A delivered record a stream skips, at a rebalance, is never acked: what was held behind it
-stays unacked until the partition's reset, and is read again from the committed offset.) faust commits only a run of consecutive acked
-offsets, and an acked offset ahead of an unacked one is how GapHealer recognises a record lost on its way
-(it then seeks back to it): a record acked early while an earlier one is still being handled, say for longer
-than two of its checks, would be "healed" by delivering again what is in hand.
+stays unacked until the partition's reset, and is read again from the committed offset.) faust commits only a
+run of consecutive acked offsets, and an acked offset ahead of an unacked one is how GapHealer recognises a
+record lost on its way (it then seeks back to it): a record acked early while an earlier one is still being
+handled, say for longer than two of its checks, would be "healed" by delivering again what is in hand.
 """
 
 from __future__ import annotations
