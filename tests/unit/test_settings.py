@@ -8,6 +8,7 @@ import pytest
 
 from callstream_common.logs import redact_url
 from callstream_common.settings import ServiceSettings, SettingsError, load_settings
+from callstream_router.settings import ProjectorSettings, RouterSettings
 
 
 class RouterLikeSettings(ServiceSettings):
@@ -75,31 +76,20 @@ def test_redact_url_drops_credentials() -> None:
 
 
 @pytest.mark.parametrize(
-    ("argv", "message"),
+    ("settings_class", "argv", "message"),
     [
-        (["--max-call-age-s", "0"], "max_call_age_s: Input should be greater than 0"),
-        (["--deadline-backlog-slack", "-1"], "deadline_backlog_slack: Input should be greater than or equal to 0"),
+        (RouterSettings, ["--max-call-age-s", "0"], "max_call_age_s: Input should be greater than 0"),
+        (RouterSettings, ["--deadline-backlog-slack", "-1"],
+         "deadline_backlog_slack: Input should be greater than or equal to 0"),
+        (RouterSettings, ["--session-timeout-s", "5"], "session_timeout_s: Input should be greater than or equal to 6"),
+        (ProjectorSettings, ["--batch-size", "0"], "batch_size: Input should be greater than or equal to 1"),
+        (ProjectorSettings, ["--fetch-wait-ms", "9000"], "fetch_wait_ms: Input should be less than or equal to 5000"),
     ],
 )
-def test_router_sweeper_and_backlog_settings_refuse_bad_values_by_name(argv: list[str], message: str) -> None:
-    from callstream_router.settings import RouterSettings
-
+def test_router_and_projector_settings_refuse_bad_values_by_name(settings_class: type[ServiceSettings],
+                                                                 argv: list[str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
-        load_settings(RouterSettings, argv)
-
-
-@pytest.mark.parametrize(
-    ("argv", "message"),
-    [
-        (["--batch-size", "0"], "batch_size: Input should be greater than or equal to 1"),
-        (["--fetch-wait-ms", "9000"], "fetch_wait_ms: Input should be less than or equal to 5000"),
-    ],
-)
-def test_router_projector_settings_refuse_bad_values_by_name(argv: list[str], message: str) -> None:
-    from callstream_router.settings import ProjectorSettings
-
-    with pytest.raises(SettingsError, match=message):
-        load_settings(ProjectorSettings, argv)
+        load_settings(settings_class, argv)
 
 
 def test_the_router_projector_says_what_is_wrong_with_its_command_line(capsys: pytest.CaptureFixture[str]) -> None:
